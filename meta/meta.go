@@ -1,0 +1,134 @@
+// Package meta is StreamHouse's metadata store: topics, partitions, sealed
+// segments, committed offsets and producer IDs. The Store interface is
+// backend-neutral; SQLite (sqlite.go) is the default backend and a
+// PostgreSQL one can be added later without touching callers. It knows
+// nothing of Kafka requests or gRPC messages.
+package meta
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned (wrapped) by every backend.
+var (
+	ErrTopicExists    = errors.New("meta: topic already exists")
+	ErrTopicNotFound  = errors.New("meta: topic not found")
+	ErrPartitionRange = errors.New("meta: partition out of range")
+	ErrSegmentExists  = errors.New("meta: segment already recorded")
+	ErrInvalid        = errors.New("meta: invalid argument")
+)
+
+// Topic is one topic. ID is a stable UUID string (RFC 4122 text form)
+// assigned at creation and never reused.
+type Topic struct {
+	ID             string
+	Name           string
+	PartitionCount int32
+	Configs        map[string]string // per-topic overrides, e.g. "retention.ms"
+	CreatedAt      time.Time
+}
+
+// Partition is the stored state of one partition.
+type Partition struct {
+	TopicID        string
+	Partition      int32
+	LogStartOffset int64
+}
+
+// Segment is one sealed segment recorded as living in the object store.
+type Segment struct {
+	TopicID      string
+	Partition    int32
+	BaseOffset   int64 // first offset in the segment
+	LastOffset   int64 // last offset in the segment (inclusive)
+	MaxTimestamp int64 // largest record timestamp, ms since epoch
+	ObjectKey    string
+	Size         int64 // object size in bytes
+	RecordCount  int64
+	CreatedAt    time.Time
+}
+
+// CommittedOffset is one committed consumer-group offset.
+type CommittedOffset struct {
+	Group       string
+	Topic       string // topic name
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32 // -1 when unknown
+	Metadata    string
+	CommitTime  time.Time
+}
+
+// ProducerID is an allocated idempotent/transactional producer identity.
+type ProducerID struct {
+	ID              int64
+	Epoch           int16
+	TransactionalID string // empty for plain idempotent producers
+}
+
+// Store is the metadata store. All methods are safe for concurrent use.
+// Methods that write several rows do so in one transaction.
+//
+// Errors wrap the sentinels above (test with errors.Is): a missing topic
+// is ErrTopicNotFound, a partition outside a topic's range is
+// ErrPartitionRange, a malformed argument is ErrInvalid. Times are kept at
+// millisecond precision.
+type Store interface {
+	// CreateTopic records t (ID assigned if empty, CreatedAt set if zero)
+	// and its PartitionCount partitions with log start offset 0.
+	// An empty name, PartitionCount < 1, a non-canonical or nil UUID or an
+	// empty config key is ErrInvalid; a taken name or ID is ErrTopicExists.
+	CreateTopic(ctx context.Context, t Topic) (Topic, error)
+	// GetTopic returns the named topic with its configs.
+	GetTopic(ctx context.Context, name string) (Topic, error)
+	// GetTopicByID returns the topic with the given ID with its configs.
+	GetTopicByID(ctx context.Context, id string) (Topic, error)
+	// ListTopics returns every topic sorted by name.
+	ListTopics(ctx context.Context) ([]Topic, error)
+	// DeleteTopic removes the topic, its partitions, its segment rows and
+	// its committed offsets, and returns what was removed so the caller
+	// can delete the objects.
+	DeleteTopic(ctx context.Context, name string) (Topic, []Segment, error)
+	// SetTopicConfigs replaces the topic's whole config map.
+	SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error
+	// AddPartitions raises the partition count to newCount (must be larger).
+	AddPartitions(ctx context.Context, name string, newCount int32) error
+
+	// GetPartition returns one partition's stored state.
+	GetPartition(ctx context.Context, topicID string, partition int32) (Partition, error)
+	// SetLogStartOffset moves the log start offset; it never moves backwards
+	// (a smaller value is ignored).
+	SetLogStartOffset(ctx context.Context, topicID string, partition int32, offset int64) error
+
+	// AddSegment records a sealed segment. Recording the same
+	// (topic, partition, base offset) twice returns ErrSegmentExists.
+	AddSegment(ctx context.Context, s Segment) error
+	// ListSegments returns the partition's segments sorted by base offset.
+	ListSegments(ctx context.Context, topicID string, partition int32) ([]Segment, error)
+	// DeleteSegments removes the segment rows with the given base offsets
+	// and raises the log start offset to logStart, in one transaction.
+	DeleteSegments(ctx context.Context, topicID string, partition int32, baseOffsets []int64, logStart int64) error
+
+	// CommitOffsets upserts offsets (one transaction for the whole slice).
+	CommitOffsets(ctx context.Context, offsets []CommittedOffset) error
+	// FetchOffsets returns the group's committed offsets, sorted by topic
+	// then partition. An unknown group returns an empty slice.
+	FetchOffsets(ctx context.Context, group string) ([]CommittedOffset, error)
+	// FetchOffset returns one committed offset; found is false if none.
+	FetchOffset(ctx context.Context, group, topic string, partition int32) (CommittedOffset, bool, error)
+	// ListGroups returns the names of groups with committed offsets, sorted.
+	ListGroups(ctx context.Context) ([]string, error)
+	// DeleteGroup removes every committed offset of the group.
+	DeleteGroup(ctx context.Context, group string) error
+
+	// AllocateProducerID returns a fresh producer ID with epoch 0, or, for
+	// a known non-empty transactional ID, the same ID with its epoch bumped.
+	// When the bump would overflow int16, the transactional ID moves to a
+	// fresh producer ID with epoch 0.
+	AllocateProducerID(ctx context.Context, transactionalID string) (ProducerID, error)
+
+	// Close releases the store's resources; no method may be called after.
+	Close() error
+}

@@ -1,0 +1,139 @@
+package meta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// validateSegment checks the fields AddSegment stores.
+func validateSegment(sg Segment) error {
+	switch {
+	case sg.BaseOffset < 0:
+		return fmt.Errorf("%w: negative base offset %d", ErrInvalid, sg.BaseOffset)
+	case sg.LastOffset < sg.BaseOffset:
+		return fmt.Errorf("%w: last offset %d before base offset %d", ErrInvalid, sg.LastOffset, sg.BaseOffset)
+	case sg.ObjectKey == "":
+		return fmt.Errorf("%w: empty object key", ErrInvalid)
+	case sg.Size < 0 || sg.RecordCount < 0:
+		return fmt.Errorf("%w: negative size %d or record count %d", ErrInvalid, sg.Size, sg.RecordCount)
+	}
+	return nil
+}
+
+// AddSegment implements Store. CreatedAt is set from the store's clock if
+// zero. A partition that does not exist is ErrTopicNotFound or
+// ErrPartitionRange.
+func (s *SQLite) AddSegment(ctx context.Context, sg Segment) error {
+	if err := validateSegment(sg); err != nil {
+		return fmt.Errorf("meta: add segment %s/%d@%d: %w", sg.TopicID, sg.Partition, sg.BaseOffset, err)
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO segments
+			(topic_id, partition, base_offset, last_offset, max_timestamp,
+			 object_key, size, record_count, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sg.TopicID, sg.Partition, sg.BaseOffset, sg.LastOffset, sg.MaxTimestamp,
+			sg.ObjectKey, sg.Size, sg.RecordCount, millis(s.stamp(sg.CreatedAt)))
+		switch {
+		case isUnique(err):
+			return ErrSegmentExists
+		case isConstraint(err, sqlite3.ErrConstraintForeignKey):
+			return missingPartition(ctx, tx, sg.TopicID, sg.Partition)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("meta: add segment %s/%d@%d: %w", sg.TopicID, sg.Partition, sg.BaseOffset, err)
+	}
+	return nil
+}
+
+// ListSegments implements Store. The result is never nil; a partition that
+// does not exist is ErrTopicNotFound or ErrPartitionRange.
+func (s *SQLite) ListSegments(ctx context.Context, topicID string, partition int32) ([]Segment, error) {
+	var segs []Segment
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		segs, err = querySegments(ctx, tx,
+			`WHERE topic_id = ? AND partition = ? ORDER BY base_offset`, topicID, partition)
+		if err != nil || len(segs) > 0 {
+			return err
+		}
+		// Distinguish an empty partition from a missing one.
+		var one int
+		err = tx.QueryRowContext(ctx,
+			`SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ?`,
+			topicID, partition).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return missingPartition(ctx, tx, topicID, partition)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("meta: list segments of %s/%d: %w", topicID, partition, err)
+	}
+	return segs, nil
+}
+
+// querySegments selects segment rows; where is a constant clause (never
+// caller input) with args as its parameters.
+func querySegments(ctx context.Context, q querier, where string, args ...any) ([]Segment, error) {
+	rows, err := q.QueryContext(ctx, `SELECT topic_id, partition, base_offset, last_offset,
+		max_timestamp, object_key, size, record_count, created_at FROM segments `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	segs := []Segment{}
+	for rows.Next() {
+		var (
+			sg      Segment
+			created int64
+		)
+		if err := rows.Scan(&sg.TopicID, &sg.Partition, &sg.BaseOffset, &sg.LastOffset,
+			&sg.MaxTimestamp, &sg.ObjectKey, &sg.Size, &sg.RecordCount, &created); err != nil {
+			return nil, err
+		}
+		sg.CreatedAt = fromMillis(created)
+		segs = append(segs, sg)
+	}
+	return segs, rows.Err()
+}
+
+// DeleteSegments implements Store. Base offsets with no row are ignored, so
+// a retried retention pass is harmless. A negative logStart is ErrInvalid.
+func (s *SQLite) DeleteSegments(ctx context.Context, topicID string, partition int32, baseOffsets []int64, logStart int64) error {
+	if logStart < 0 {
+		return fmt.Errorf("meta: delete segments of %s/%d: %w: negative log start offset %d",
+			topicID, partition, ErrInvalid, logStart)
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		// First, because it also reports a missing partition.
+		if err := raiseLogStart(ctx, tx, topicID, partition, logStart); err != nil {
+			return err
+		}
+		if len(baseOffsets) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx,
+			`DELETE FROM segments WHERE topic_id = ? AND partition = ? AND base_offset = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, base := range baseOffsets {
+			if _, err := stmt.ExecContext(ctx, topicID, partition, base); err != nil {
+				return fmt.Errorf("segment %d: %w", base, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("meta: delete segments of %s/%d: %w", topicID, partition, err)
+	}
+	return nil
+}
