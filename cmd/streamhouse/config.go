@@ -1,0 +1,361 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/streamhouse/streamhouse/log"
+)
+
+// Config is everything the broker needs to start. LoadConfig builds it from
+// flags and their STREAMHOUSE_* (and the seed's) environment twins; run
+// turns it into a broker. Paths are kept as given (relative ones are
+// relative to the working directory).
+type Config struct {
+	// DataDir is the root of everything the broker keeps on local disk.
+	DataDir string
+	// MetadataPath is the SQLite metadata database.
+	MetadataPath string
+	// SegmentsDir is the log's local directory: active segments, and sealed
+	// ones not yet uploaded. It is locked while the broker runs. The seed
+	// called this the cache directory (STREAMHOUSE_CACHE).
+	SegmentsDir string
+	// CacheBytes bounds the in-memory LRU cache of sealed segments read
+	// back from the object store.
+	CacheBytes int64
+	// UseLocalStorage keeps objects in LocalStoragePath instead of S3.
+	UseLocalStorage bool
+	// LocalStoragePath is the local object store directory.
+	LocalStoragePath string
+	// Bucket is the S3 bucket; it must exist.
+	Bucket string
+	// S3Endpoint is the URL of an S3-compatible service; empty means AWS.
+	S3Endpoint string
+	// AWSRegion is the bucket's region.
+	AWSRegion string
+	// S3PathStyle addresses the bucket in the URL path, not the host name.
+	S3PathStyle bool
+	// KafkaAddr is where the Kafka listener will listen (not served yet).
+	KafkaAddr string
+	// GRPCAddr is where the gRPC API will listen (not served yet).
+	GRPCAddr string
+	// HTTPAddr serves /metrics, /healthz and /readyz.
+	HTTPAddr string
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is the lowest level logged.
+	LogLevel slog.Level
+	// SegmentBytes and SegmentAge are the broker-wide segment roll limits.
+	SegmentBytes int64
+	SegmentAge   time.Duration
+	// FlushInterval is how often acks=1 appends are synced in the background.
+	FlushInterval time.Duration
+}
+
+// SettingError is a setting whose value cannot be used. Name is the
+// environment variable or the flag ("--cache-size") the value came from.
+type SettingError struct {
+	Name  string
+	Value string
+	Err   error
+}
+
+// Error implements error.
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %v", e.Name, e.Value, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// setting is one row of the settings table: a flag, its environment twin,
+// its default and how its value lands in a Config.
+type setting struct {
+	flag  string
+	env   string
+	usage string
+	// isBool makes the flag usable without a value ("--s3-path-style").
+	isBool bool
+	// defText is the default as shown by --help.
+	defText string
+	// def returns the default given the settings resolved before this one
+	// (the table is ordered so that those come first).
+	def func(c *Config) string
+	// set parses v into c.
+	set func(c *Config, v string) error
+}
+
+// constant returns a def func for a fixed default.
+func constant(v string) func(*Config) string { return func(*Config) string { return v } }
+
+// settings returns the settings table, in resolution and --help order.
+func settings() []setting {
+	return []setting{
+		{flag: "data-dir", env: "STREAMHOUSE_DATA_DIR", usage: "root of the broker's local data",
+			defText: "./data", def: constant("./data"),
+			set: func(c *Config, v string) (err error) { c.DataDir, err = parsePath(v); return }},
+		{flag: "metadata", env: "STREAMHOUSE_METADATA", usage: "SQLite metadata database file",
+			defText: "<data-dir>/metadata.db", def: func(c *Config) string { return filepath.Join(c.DataDir, "metadata.db") },
+			set: func(c *Config, v string) (err error) { c.MetadataPath, err = parsePath(v); return }},
+		{flag: "cache", env: "STREAMHOUSE_CACHE", usage: "local segment directory: active segments and sealed ones awaiting upload (locked while running)",
+			defText: "<data-dir>/segments", def: func(c *Config) string { return filepath.Join(c.DataDir, "segments") },
+			set: func(c *Config, v string) (err error) { c.SegmentsDir, err = parsePath(v); return }},
+		{flag: "cache-size", env: "STREAMHOUSE_CACHE_SIZE", usage: "bytes of sealed segments cached in memory (e.g. 268435456, 256MiB, 1GiB, 512MB)",
+			defText: "256MiB", def: constant("256MiB"),
+			set: func(c *Config, v string) (err error) { c.CacheBytes, err = parsePositiveSize(v); return }},
+		{flag: "bucket", env: "STREAMHOUSE_BUCKET", usage: "S3 bucket for sealed segments; setting it selects S3 storage",
+			def: constant(""), set: func(c *Config, v string) error { c.Bucket = v; return nil }},
+		{flag: "s3-endpoint", env: "S3_ENDPOINT", usage: "URL of an S3-compatible service (empty: AWS S3)",
+			def: constant(""), set: func(c *Config, v string) (err error) { c.S3Endpoint, err = parseEndpoint(v); return }},
+		{flag: "aws-region", env: "AWS_REGION", usage: "the bucket's region",
+			defText: "us-east-1", def: constant("us-east-1"),
+			set: func(c *Config, v string) error { c.AWSRegion = v; return nonEmpty(v) }},
+		{flag: "s3-path-style", env: "STREAMHOUSE_S3_PATH_STYLE", isBool: true, usage: "path-style S3 addressing (endpoint/bucket/key)",
+			defText: "true if an endpoint is set", def: func(c *Config) string { return strconv.FormatBool(c.S3Endpoint != "") },
+			set: func(c *Config, v string) (err error) { c.S3PathStyle, err = strconv.ParseBool(v); return }},
+		{flag: "use-local-storage", env: "USE_LOCAL_STORAGE", isBool: true, usage: "keep objects in a local directory instead of S3",
+			defText: "true unless a bucket is set", def: func(c *Config) string { return strconv.FormatBool(c.Bucket == "") },
+			set: func(c *Config, v string) (err error) { c.UseLocalStorage, err = strconv.ParseBool(v); return }},
+		{flag: "local-storage-path", env: "LOCAL_STORAGE_PATH", usage: "local object store directory",
+			defText: "<data-dir>/objects", def: func(c *Config) string { return filepath.Join(c.DataDir, "objects") },
+			set: func(c *Config, v string) (err error) { c.LocalStoragePath, err = parsePath(v); return }},
+		{flag: "kafka-addr", env: "STREAMHOUSE_KAFKA_ADDR", usage: "Kafka listener address (reserved: not served yet)",
+			defText: ":9092", def: constant(":9092"),
+			set: func(c *Config, v string) error { c.KafkaAddr = v; return checkAddr(v) }},
+		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address (reserved: not served yet)",
+			defText: ":50051", def: constant(":50051"),
+			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},
+		{flag: "http-addr", env: "STREAMHOUSE_HTTP_ADDR", usage: "HTTP address for /metrics, /healthz, /readyz",
+			defText: ":8080", def: constant(":8080"),
+			set: func(c *Config, v string) error { c.HTTPAddr = v; return checkAddr(v) }},
+		{flag: "log-format", env: "STREAMHOUSE_LOG_FORMAT", usage: "log format: text or json",
+			defText: "text", def: constant("text"),
+			set: func(c *Config, v string) (err error) { c.LogFormat, err = parseLogFormat(v); return }},
+		{flag: "log-level", env: "STREAMHOUSE_LOG_LEVEL", usage: "log level: debug, info, warn or error",
+			defText: "info", def: constant("info"),
+			set: func(c *Config, v string) (err error) { c.LogLevel, err = parseLogLevel(v); return }},
+		{flag: "segment-bytes", env: "STREAMHOUSE_SEGMENT_BYTES", usage: "roll the active segment at this size (bytes, or with a unit like 64MiB)",
+			defText: "64MiB", def: constant(strconv.Itoa(log.DefaultSegmentBytes)),
+			set: func(c *Config, v string) (err error) { c.SegmentBytes, err = parsePositiveSize(v); return }},
+		{flag: "segment-ms", env: "STREAMHOUSE_SEGMENT_MS", usage: "roll the active segment at this age (milliseconds, or a duration like 10m)",
+			defText: "600000 (10m)", def: constant(strconv.FormatInt(log.DefaultSegmentAge.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.SegmentAge, err = parseMillis(v); return }},
+		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
+			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
+			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},
+	}
+}
+
+// LoadConfig builds a Config from command-line args (without the program
+// name) and the environment, read through getenv (os.LookupEnv in main). A
+// flag wins over its environment variable, which wins over the default; an
+// empty environment variable counts as unset. It returns flag.ErrHelp for
+// -h/--help, and a *SettingError naming the flag or variable for a bad value.
+func LoadConfig(args []string, getenv func(string) (string, bool)) (Config, error) {
+	table := settings()
+	given := make(map[string]string) // flag name -> value from the command line
+	fs := flag.NewFlagSet("streamhouse", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // main prints the error and points at --help
+	fs.Usage = func() {}
+	for _, s := range table {
+		record := func(v string) error { given[s.flag] = v; return nil }
+		if s.isBool {
+			fs.BoolFunc(s.flag, s.usage, record)
+		} else {
+			fs.Func(s.flag, s.usage, record)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (settings are flags like --data-dir=DIR)", fs.Arg(0))
+	}
+	var c Config
+	names := make(map[string]string) // flag name -> what to call it in errors
+	for _, s := range table {
+		v, name := s.def(&c), "--"+s.flag+" (default)"
+		if ev, ok := getenv(s.env); ok && ev != "" {
+			v, name = ev, s.env
+		}
+		if fv, ok := given[s.flag]; ok {
+			v, name = fv, "--"+s.flag
+		}
+		names[s.flag] = name
+		if err := s.set(&c, v); err != nil {
+			return Config{}, &SettingError{Name: name, Value: v, Err: err}
+		}
+	}
+	return c, c.check(names)
+}
+
+// check validates combinations of settings; names maps a flag to what the
+// user called it.
+func (c *Config) check(names map[string]string) error {
+	if !c.UseLocalStorage && c.Bucket == "" {
+		return fmt.Errorf("%s is false but no bucket is set: set STREAMHOUSE_BUCKET (or --bucket), or use local storage",
+			names["use-local-storage"])
+	}
+	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {
+		return &SettingError{Name: names["local-storage-path"], Value: c.LocalStoragePath,
+			Err: fmt.Errorf("must differ from the segment directory (%s)", names["cache"])}
+	}
+	return nil
+}
+
+// Usage writes the --help text: every flag with its variable and default.
+func Usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: streamhouse [flags]\n\n"+
+		"StreamHouse is a Kafka-compatible streaming broker. Every flag has an\n"+
+		"environment twin; a flag wins over its variable, which wins over the default.\n\n")
+	for _, s := range settings() {
+		arg := " VALUE"
+		if s.isBool {
+			arg = "[=BOOL]"
+		}
+		def := s.defText
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  --%s%s  (env %s)\n      %s (default: %s)\n", s.flag, arg, s.env, s.usage, def)
+	}
+	fmt.Fprintf(w, "\nS3 credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID,\n"+
+		"AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles, ...).\n")
+}
+
+// parsePath accepts any non-empty path and cleans it.
+func parsePath(v string) (string, error) {
+	if err := nonEmpty(v); err != nil {
+		return "", err
+	}
+	return filepath.Clean(v), nil
+}
+
+func nonEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// parseEndpoint accepts "" or an http(s) URL with a host.
+func parseEndpoint(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.HasPrefix(rest, "/") {
+		return "", errors.New("want a URL like http://127.0.0.1:7070 or https://s3.example.com")
+	}
+	return v, nil
+}
+
+// checkAddr accepts "host:port" or ":port" with a numeric port (0 asks the
+// kernel for a free one).
+func checkAddr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want host:port or :port: %w", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func parseLogFormat(v string) (string, error) {
+	switch f := strings.ToLower(v); f {
+	case "text", "json":
+		return f, nil
+	}
+	return "", errors.New("want text or json")
+}
+
+func parseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, errors.New("want debug, info, warn or error")
+}
+
+// sizeUnits maps a lower-cased unit to its multiplier: SI units are powers
+// of 1000, IEC units ("MiB") powers of 1024.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+// parseSize parses a byte count: a plain integer, or an integer followed
+// (optionally after a space) by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB,
+// in any case.
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) })
+	if i < 0 {
+		i = len(s)
+	}
+	digits, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	mult, ok := sizeUnits[unit]
+	if digits == "" || !ok {
+		return 0, errors.New("want a byte count like 268435456, 256MiB, 1GiB or 512MB")
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}
+
+func parsePositiveSize(v string) (int64, error) {
+	n, err := parseSize(v)
+	if err == nil && n == 0 {
+		err = errors.New("must be greater than zero")
+	}
+	return n, err
+}
+
+// parseMillis parses a positive duration given as integer milliseconds
+// (Kafka's *.ms convention) or as a Go duration ("10m").
+func parseMillis(v string) (time.Duration, error) {
+	if ms, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if ms <= 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+			return 0, errors.New("must be between 1ms and about 292 years")
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	d, err := parseDuration(v)
+	if err != nil {
+		return 0, errors.New("want milliseconds (600000) or a duration (10m)")
+	}
+	return d, nil
+}
+
+// parseDuration parses a positive Go duration ("1s", "250ms").
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, errors.New("want a duration like 1s or 250ms")
+	}
+	if d <= 0 {
+		return 0, errors.New("must be greater than zero")
+	}
+	return d, nil
+}

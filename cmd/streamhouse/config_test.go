@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv over a fixed map.
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
+}
+
+func defaultConfig() Config {
+	return Config{
+		DataDir:          "data",
+		MetadataPath:     "data/metadata.db",
+		SegmentsDir:      "data/segments",
+		CacheBytes:       256 << 20,
+		UseLocalStorage:  true,
+		LocalStoragePath: "data/objects",
+		AWSRegion:        "us-east-1",
+		KafkaAddr:        ":9092",
+		GRPCAddr:         ":50051",
+		HTTPAddr:         ":8080",
+		LogFormat:        "text",
+		LogLevel:         slog.LevelInfo,
+		SegmentBytes:     64 << 20,
+		SegmentAge:       10 * time.Minute,
+		FlushInterval:    time.Second,
+	}
+}
+
+// loadConfigCase is a LoadConfig input and how the result differs from
+// defaultConfig.
+type loadConfigCase struct {
+	name string
+	args []string
+	env  map[string]string
+	want func(c *Config)
+}
+
+func loadConfigCases() []loadConfigCase {
+	return []loadConfigCase{
+		{name: "defaults", want: func(*Config) {}},
+		{
+			name: "data dir moves derived paths",
+			args: []string{"--data-dir=/var/lib/sh"},
+			want: func(c *Config) {
+				c.DataDir, c.MetadataPath = "/var/lib/sh", "/var/lib/sh/metadata.db"
+				c.SegmentsDir, c.LocalStoragePath = "/var/lib/sh/segments", "/var/lib/sh/objects"
+			},
+		},
+		{
+			name: "every env var",
+			env: map[string]string{
+				"STREAMHOUSE_DATA_DIR": "/d", "STREAMHOUSE_METADATA": "/m/meta.db",
+				"STREAMHOUSE_CACHE": "/c", "STREAMHOUSE_CACHE_SIZE": "1GiB",
+				"LOCAL_STORAGE_PATH": "/o", "STREAMHOUSE_KAFKA_ADDR": "127.0.0.1:19092",
+				"STREAMHOUSE_GRPC_ADDR": ":1", "STREAMHOUSE_HTTP_ADDR": "localhost:0",
+				"STREAMHOUSE_LOG_FORMAT": "JSON", "STREAMHOUSE_LOG_LEVEL": "debug",
+				"STREAMHOUSE_SEGMENT_BYTES": "1MB", "STREAMHOUSE_SEGMENT_MS": "1500",
+				"STREAMHOUSE_FLUSH_INTERVAL": "250ms", "AWS_REGION": "eu-west-1",
+			},
+			want: func(c *Config) {
+				c.DataDir, c.MetadataPath, c.SegmentsDir, c.LocalStoragePath = "/d", "/m/meta.db", "/c", "/o"
+				c.CacheBytes, c.KafkaAddr, c.GRPCAddr, c.HTTPAddr = 1<<30, "127.0.0.1:19092", ":1", "localhost:0"
+				c.LogFormat, c.LogLevel, c.SegmentBytes = "json", slog.LevelDebug, 1e6
+				c.SegmentAge, c.FlushInterval, c.AWSRegion = 1500*time.Millisecond, 250*time.Millisecond, "eu-west-1"
+			},
+		},
+		{
+			name: "flag beats env",
+			args: []string{"--cache-size", "512MB", "--http-addr=:9000", "--segment-ms=2m"},
+			env:  map[string]string{"STREAMHOUSE_CACHE_SIZE": "1GiB", "STREAMHOUSE_HTTP_ADDR": ":7000", "STREAMHOUSE_SEGMENT_MS": "5"},
+			want: func(c *Config) { c.CacheBytes, c.HTTPAddr, c.SegmentAge = 512e6, ":9000", 2*time.Minute },
+		},
+		{
+			name: "empty env is unset",
+			env:  map[string]string{"STREAMHOUSE_DATA_DIR": "", "STREAMHOUSE_HTTP_ADDR": ""},
+			want: func(*Config) {},
+		},
+		{
+			name: "bucket selects s3",
+			env:  map[string]string{"STREAMHOUSE_BUCKET": "b"},
+			want: func(c *Config) { c.Bucket, c.UseLocalStorage = "b", false },
+		},
+		{
+			name: "endpoint turns on path style",
+			env: map[string]string{"STREAMHOUSE_BUCKET": "b", "USE_LOCAL_STORAGE": "false",
+				"S3_ENDPOINT": "http://127.0.0.1:7070"},
+			want: func(c *Config) {
+				c.Bucket, c.UseLocalStorage, c.S3Endpoint, c.S3PathStyle = "b", false, "http://127.0.0.1:7070", true
+			},
+		},
+		{
+			name: "path style off by flag",
+			args: []string{"--bucket=b", "--s3-endpoint=https://s3.example.com", "--s3-path-style=false"},
+			want: func(c *Config) { c.Bucket, c.UseLocalStorage, c.S3Endpoint = "b", false, "https://s3.example.com" },
+		},
+		{
+			name: "bare bool flag is true",
+			args: []string{"--bucket=b", "--use-local-storage", "--s3-path-style"},
+			want: func(c *Config) { c.Bucket, c.S3PathStyle = "b", true },
+		},
+		{
+			name: "explicit local storage keeps bucket",
+			env:  map[string]string{"STREAMHOUSE_BUCKET": "b", "USE_LOCAL_STORAGE": "true"},
+			want: func(c *Config) { c.Bucket = "b" },
+		},
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	for _, tt := range loadConfigCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadConfig(tt.args, env(tt.env))
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			want := defaultConfig()
+			tt.want(&want)
+			if got != want {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantName string // SettingError.Name; empty: not a SettingError
+		wantText []string
+	}{
+		{name: "size unit from env", env: map[string]string{"STREAMHOUSE_CACHE_SIZE": "12XB"},
+			wantName: "STREAMHOUSE_CACHE_SIZE", wantText: []string{`invalid STREAMHOUSE_CACHE_SIZE "12XB"`}},
+		{name: "size unit from flag", args: []string{"--cache-size=12XB"}, env: map[string]string{"STREAMHOUSE_CACHE_SIZE": "1GiB"},
+			wantName: "--cache-size", wantText: []string{`invalid --cache-size "12XB"`}},
+		{name: "zero cache", env: map[string]string{"STREAMHOUSE_CACHE_SIZE": "0"}, wantName: "STREAMHOUSE_CACHE_SIZE"},
+		{name: "negative cache", env: map[string]string{"STREAMHOUSE_CACHE_SIZE": "-1"}, wantName: "STREAMHOUSE_CACHE_SIZE"},
+		{name: "overflowing size", args: []string{"--segment-bytes=9999999999TiB"}, wantName: "--segment-bytes"},
+		{name: "segment bytes", env: map[string]string{"STREAMHOUSE_SEGMENT_BYTES": "big"}, wantName: "STREAMHOUSE_SEGMENT_BYTES"},
+		{name: "segment ms", env: map[string]string{"STREAMHOUSE_SEGMENT_MS": "-5"}, wantName: "STREAMHOUSE_SEGMENT_MS"},
+		{name: "segment ms words", args: []string{"--segment-ms=soon"}, wantName: "--segment-ms"},
+		{name: "flush interval", env: map[string]string{"STREAMHOUSE_FLUSH_INTERVAL": "1"}, wantName: "STREAMHOUSE_FLUSH_INTERVAL"},
+		{name: "flush interval zero", args: []string{"--flush-interval=0s"}, wantName: "--flush-interval"},
+		{name: "log level", env: map[string]string{"STREAMHOUSE_LOG_LEVEL": "loud"}, wantName: "STREAMHOUSE_LOG_LEVEL"},
+		{name: "log format", args: []string{"--log-format=xml"}, wantName: "--log-format"},
+		{name: "http addr", env: map[string]string{"STREAMHOUSE_HTTP_ADDR": "8080"}, wantName: "STREAMHOUSE_HTTP_ADDR"},
+		{name: "kafka port", env: map[string]string{"STREAMHOUSE_KAFKA_ADDR": ":99999"}, wantName: "STREAMHOUSE_KAFKA_ADDR"},
+		{name: "grpc port", args: []string{"--grpc-addr=:grpc"}, wantName: "--grpc-addr"},
+		{name: "use local storage", env: map[string]string{"USE_LOCAL_STORAGE": "maybe"}, wantName: "USE_LOCAL_STORAGE"},
+		{name: "path style", args: []string{"--s3-path-style=sure"}, wantName: "--s3-path-style"},
+		{name: "endpoint", env: map[string]string{"S3_ENDPOINT": "127.0.0.1:7070"}, wantName: "S3_ENDPOINT"},
+		{name: "empty data dir flag", args: []string{"--data-dir="}, wantName: "--data-dir"},
+		{name: "empty region flag", args: []string{"--aws-region="}, wantName: "--aws-region"},
+		{name: "objects in segments dir", args: []string{"--cache=/x", "--local-storage-path=/x/"},
+			wantName: "--local-storage-path", wantText: []string{"--cache"}},
+		{name: "s3 without bucket", env: map[string]string{"USE_LOCAL_STORAGE": "false"},
+			wantText: []string{"USE_LOCAL_STORAGE is false", "STREAMHOUSE_BUCKET"}},
+		{name: "s3 without bucket by flag", args: []string{"--use-local-storage=false"},
+			wantText: []string{"--use-local-storage is false", "STREAMHOUSE_BUCKET"}},
+		{name: "unknown flag", args: []string{"--nope"}, wantText: []string{"nope"}},
+		{name: "stray argument", args: []string{"serve"}, wantText: []string{`unexpected argument "serve"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(tt.args, env(tt.env))
+			if err == nil {
+				t.Fatal("LoadConfig succeeded, want an error")
+			}
+			var se *SettingError
+			switch {
+			case tt.wantName != "" && !errors.As(err, &se):
+				t.Fatalf("error %q is not a *SettingError", err)
+			case tt.wantName != "" && se.Name != tt.wantName:
+				t.Errorf("error names %q, want %q (error: %v)", se.Name, tt.wantName, err)
+			}
+			for _, want := range append(tt.wantText, tt.wantName) {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0}, {"268435456", 256 << 20}, {"1B", 1}, {"10b", 10},
+		{"1KB", 1000}, {"1kb", 1000}, {"512MB", 512e6}, {"2GB", 2e9}, {"1TB", 1e12},
+		{"1KiB", 1024}, {"256MiB", 256 << 20}, {"256mib", 256 << 20}, {"1GiB", 1 << 30},
+		{"2TiB", 2 << 40}, {"64 MiB", 64 << 20}, {" 7 ", 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseSize(tt.in)
+			if err != nil || got != tt.want {
+				t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "MiB", "12XB", "1.5GiB", "-1", "1 M", "1e6", "9223372036854775808", "9000000TiB"} {
+		t.Run("bad "+bad, func(t *testing.T) {
+			if got, err := parseSize(bad); err == nil {
+				t.Errorf("parseSize(%q) = %d, want an error", bad, got)
+			}
+		})
+	}
+}
+
+func TestMainCode(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "help", args: []string{"--help"}, wantCode: exitOK, wantStdout: "--cache-size VALUE  (env STREAMHOUSE_CACHE_SIZE)"},
+		{name: "bad env", env: map[string]string{"STREAMHOUSE_CACHE_SIZE": "12XB"}, wantCode: exitConfig,
+			wantStderr: `streamhouse: invalid STREAMHOUSE_CACHE_SIZE "12XB": `},
+		{name: "bad flag", args: []string{"--log-level=loud"}, wantCode: exitConfig,
+			wantStderr: `streamhouse: invalid --log-level "loud": `},
+		{name: "unknown flag", args: []string{"-x"}, wantCode: exitConfig, wantStderr: "streamhouse: flag provided but not defined: -x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := mainCode(tt.args, env(tt.env), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout %q does not contain %q", stdout.String(), tt.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestUsageListsEverySetting(t *testing.T) {
+	var buf bytes.Buffer
+	Usage(&buf)
+	for _, s := range settings() {
+		for _, want := range []string{"--" + s.flag, s.env} {
+			if !strings.Contains(buf.String(), want) {
+				t.Errorf("usage does not mention %s", want)
+			}
+		}
+	}
+	if _, err := LoadConfig([]string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("LoadConfig(-h) = %v, want flag.ErrHelp", err)
+	}
+}
