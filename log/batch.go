@@ -1,0 +1,375 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Kafka RecordBatch v2 header layout (big-endian). These are Kafka's wire
+// format, not ours: never change.
+const (
+	batchHeaderLen = 61 // bytes from baseOffset through recordCount
+
+	offLength          = 8  // batchLength int32: bytes after this field
+	offLeaderEpoch     = 12 // partitionLeaderEpoch int32
+	offMagic           = 16 // magic int8
+	offCRC             = 17 // crc uint32, CRC-32C over [offAttributes, end)
+	offAttributes      = 21 // attributes int16
+	offLastOffsetDelta = 23 // lastOffsetDelta int32
+	offFirstTimestamp  = 27 // firstTimestamp int64
+	offMaxTimestamp    = 35 // maxTimestamp int64
+	offProducerID      = 43 // producerId int64
+	offProducerEpoch   = 51 // producerEpoch int16
+	offBaseSequence    = 53 // baseSequence int32
+	offRecordCount     = 57 // recordCount int32
+
+	// batchLengthOverhead is what Length does not count: baseOffset and
+	// batchLength itself.
+	batchLengthOverhead = 12
+	// minBatchLength is the smallest legal Length: a header, no records.
+	minBatchLength = batchHeaderLen - batchLengthOverhead
+
+	batchMagic = 2
+
+	attrCodecMask     = 0x07
+	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
+	attrControl       = 0x20
+
+	// minRecordLen is the smallest record body: attributes, timestamp
+	// delta, offset delta, key length, value length, header count, each
+	// one byte.
+	minRecordLen = 6
+)
+
+// castagnoli is the CRC-32C table Kafka uses for RecordBatch v2 and we use
+// for our own index and footer. Immutable after package initialisation.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Sentinel errors for batches that fail validation. The Kafka front maps
+// ErrCorruptBatch to CORRUPT_MESSAGE and ErrInvalidBatch to INVALID_RECORD.
+var (
+	// ErrCorruptBatch means the bytes are damaged: a CRC mismatch, a length
+	// that does not match the bytes, truncation or undecodable records.
+	ErrCorruptBatch = errors.New("log: corrupt record batch")
+	// ErrInvalidBatch means the bytes are intact but break the rules: a
+	// magic other than 2, a wrong record count or lastOffsetDelta.
+	ErrInvalidBatch = errors.New("log: invalid record batch")
+)
+
+// BatchError is a batch validation failure: Err is ErrCorruptBatch or
+// ErrInvalidBatch, Detail says what exactly was wrong.
+type BatchError struct {
+	Err    error
+	Detail string
+}
+
+// Error implements error.
+func (e *BatchError) Error() string { return e.Err.Error() + ": " + e.Detail }
+
+// Unwrap returns the sentinel, so errors.Is(err, ErrCorruptBatch) works.
+func (e *BatchError) Unwrap() error { return e.Err }
+
+func corruptf(format string, args ...any) *BatchError {
+	return &BatchError{Err: ErrCorruptBatch, Detail: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) *BatchError {
+	return &BatchError{Err: ErrInvalidBatch, Detail: fmt.Sprintf(format, args...)}
+}
+
+// BatchHeader is the fixed 61-byte header of a Kafka RecordBatch v2.
+type BatchHeader struct {
+	BaseOffset           int64
+	Length               int32 // bytes after the Length field
+	PartitionLeaderEpoch int32
+	Magic                int8
+	CRC                  uint32
+	Attributes           int16
+	LastOffsetDelta      int32
+	FirstTimestamp       int64
+	MaxTimestamp         int64
+	ProducerID           int64
+	ProducerEpoch        int16
+	BaseSequence         int32
+	NumRecords           int32
+}
+
+// Codec returns the compression codec of the batch's records.
+func (h BatchHeader) Codec() Codec { return Codec(h.Attributes & attrCodecMask) }
+
+// IsTransactional reports whether the batch belongs to a transaction.
+func (h BatchHeader) IsTransactional() bool { return h.Attributes&attrTransactional != 0 }
+
+// IsControl reports whether the batch holds control records (commit/abort
+// markers) rather than user records.
+func (h BatchHeader) IsControl() bool { return h.Attributes&attrControl != 0 }
+
+// LogAppendTime reports whether the batch's timestamps are the broker's
+// append time (MaxTimestamp holds it for every record) rather than the
+// producer's create time.
+func (h BatchHeader) LogAppendTime() bool { return h.Attributes&attrLogAppendTime != 0 }
+
+// NextOffset returns the offset following the batch's last record.
+func (h BatchHeader) NextOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) + 1 }
+
+// Size returns the whole batch's size in bytes, header included.
+func (h BatchHeader) Size() int { return int(h.Length) + batchLengthOverhead }
+
+// ParseBatchHeader decodes the fixed header at the start of b. It checks
+// neither the CRC nor that the rest of the batch is present.
+func ParseBatchHeader(b []byte) (BatchHeader, error) {
+	if len(b) < batchHeaderLen {
+		return BatchHeader{}, corruptf("header needs %d bytes, have %d", batchHeaderLen, len(b))
+	}
+	b = b[:batchHeaderLen] // one bounds check for everything below
+	be := binary.BigEndian
+	return BatchHeader{
+		BaseOffset:           int64(be.Uint64(b[0:])),
+		Length:               int32(be.Uint32(b[offLength:])),
+		PartitionLeaderEpoch: int32(be.Uint32(b[offLeaderEpoch:])),
+		Magic:                int8(b[offMagic]),
+		CRC:                  be.Uint32(b[offCRC:]),
+		Attributes:           int16(be.Uint16(b[offAttributes:])),
+		LastOffsetDelta:      int32(be.Uint32(b[offLastOffsetDelta:])),
+		FirstTimestamp:       int64(be.Uint64(b[offFirstTimestamp:])),
+		MaxTimestamp:         int64(be.Uint64(b[offMaxTimestamp:])),
+		ProducerID:           int64(be.Uint64(b[offProducerID:])),
+		ProducerEpoch:        int16(be.Uint16(b[offProducerEpoch:])),
+		BaseSequence:         int32(be.Uint32(b[offBaseSequence:])),
+		NumRecords:           int32(be.Uint32(b[offRecordCount:])),
+	}, nil
+}
+
+// checkFrame checks everything about one batch that needs no record
+// decoding: framing, magic, CRC, record count against lastOffsetDelta.
+// Recovery uses the same rules (streamed) in scanBatches.
+func checkFrame(b []byte) (BatchHeader, error) {
+	h, err := ParseBatchHeader(b)
+	if err != nil {
+		return h, err
+	}
+	if h.Length < minBatchLength {
+		return h, corruptf("length %d below minimum %d", h.Length, minBatchLength)
+	}
+	if int64(h.Length) != int64(len(b))-batchLengthOverhead {
+		return h, corruptf("length field %d, but %d bytes follow it", h.Length, len(b)-batchLengthOverhead)
+	}
+	if h.Magic != batchMagic {
+		return h, invalidf("magic %d, want %d", h.Magic, batchMagic)
+	}
+	if crc := crc32.Checksum(b[offAttributes:], castagnoli); crc != h.CRC {
+		return h, corruptf("crc %08x, computed %08x", h.CRC, crc)
+	}
+	if bad := badCounts(h); bad != "" {
+		return h, invalidf("%s", bad)
+	}
+	return h, nil
+}
+
+// badCounts checks the header's record count against its lastOffsetDelta
+// and says what is wrong, "" if nothing. Both come from producers; a batch
+// with offset gaps or no records is refused.
+func badCounts(h BatchHeader) string {
+	if h.NumRecords < 1 {
+		return fmt.Sprintf("record count %d", h.NumRecords)
+	}
+	if h.LastOffsetDelta != h.NumRecords-1 {
+		return fmt.Sprintf("lastOffsetDelta %d with %d records", h.LastOffsetDelta, h.NumRecords)
+	}
+	return ""
+}
+
+// ValidateBatch checks that b is exactly one well-formed RecordBatch v2:
+// framing, magic, CRC-32C, record count, and that the records really decode
+// and number NumRecords, with offset deltas 0, 1, 2... and (for create
+// time) no timestamp above the header's MaxTimestamp. Compressed records
+// are decompressed to check them (kgo's decompressor caps that at
+// math.MaxInt32 bytes). Errors are *BatchError. Uncompressed batches are
+// checked without allocating; this is the produce hot path.
+func ValidateBatch(b []byte) (BatchHeader, error) {
+	h, err := checkFrame(b)
+	if err != nil {
+		return h, err
+	}
+	region, err := recordsRegion(b, h)
+	if err != nil {
+		return h, err
+	}
+	maxDelta, err := walkRecords(region, h.NumRecords)
+	if err != nil {
+		return h, err
+	}
+	// The time index trusts MaxTimestamp; a header understating its
+	// records would hide them from ListOffsets by time. Kafka rewrites
+	// such headers, but we store bytes verbatim, so refuse them.
+	// Overstating is harmless (lookups scan one batch more).
+	if !h.LogAppendTime() {
+		if ts := h.FirstTimestamp + maxDelta; ts > h.MaxTimestamp {
+			return h, invalidf("maxTimestamp %d below record timestamp %d", h.MaxTimestamp, ts)
+		}
+	}
+	return h, nil
+}
+
+// recordsRegion returns the records bytes of a framed batch, decompressed
+// if need be. For CodecNone it is a sub-slice of b.
+func recordsRegion(b []byte, h BatchHeader) ([]byte, error) {
+	c := h.Codec()
+	if c == CodecNone {
+		return b[batchHeaderLen:], nil
+	}
+	if c > CodecZstd {
+		return nil, corruptf("unknown compression codec %d", c)
+	}
+	out, err := decompressor.Decompress(b[batchHeaderLen:], kgo.CompressionCodecType(c))
+	if err != nil {
+		return nil, corruptf("decompress %s records: %v", c, err)
+	}
+	return out, nil
+}
+
+// walkRecords checks that region holds exactly want well-formed records with
+// offset deltas 0, 1, 2...; it returns the largest timestamp delta. Any
+// record that does not decode within its own length is corruption; a
+// clean walk finding a different count is an invalid batch.
+func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
+	maxTSDelta = -1 << 63
+	var n int32
+	for len(region) > 0 {
+		body, rest, err := nextRecord(region)
+		if err != nil {
+			return 0, err
+		}
+		tsDelta, offDelta, err := walkRecordBody(body)
+		if err != nil {
+			return 0, corruptf("record %d: %v", n, err)
+		}
+		if offDelta != n {
+			return 0, invalidf("record %d has offset delta %d", n, offDelta)
+		}
+		maxTSDelta = max(maxTSDelta, tsDelta)
+		region = rest
+		n++
+	}
+	if n != want {
+		return 0, invalidf("header says %d records, found %d", want, n)
+	}
+	return maxTSDelta, nil
+}
+
+// nextRecord splits the first length-prefixed record off region.
+func nextRecord(region []byte) (body, rest []byte, err error) {
+	l, n := kbin.Varint(region)
+	if n <= 0 {
+		return nil, nil, corruptf("bad record length varint")
+	}
+	region = region[n:]
+	if l < minRecordLen || int(l) > len(region) {
+		return nil, nil, corruptf("record length %d with %d bytes left", l, len(region))
+	}
+	return region[:l:l], region[l:], nil
+}
+
+var (
+	errShortRecord   = errors.New("record fields overrun record length")
+	errRecordTrailer = errors.New("bytes left after record fields")
+)
+
+// walkRecordBody checks one record body (after its length) field by field
+// without allocating, and returns its timestamp and offset deltas.
+func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
+	r := kbin.Reader{Src: b[1:]} // attributes: unused int8
+	tsDelta = r.Varlong()
+	offDelta = r.Varint()
+	readVarintBytes(&r, -1) // key
+	readVarintBytes(&r, -1) // value
+	nh := r.Varint()
+	if nh < 0 || int(nh) > len(r.Src) {
+		return 0, 0, fmt.Errorf("header count %d", nh)
+	}
+	for range nh {
+		readVarintBytes(&r, 0)  // header key: never null
+		readVarintBytes(&r, -1) // header value
+	}
+	if !r.Ok() {
+		return 0, 0, errShortRecord
+	}
+	if len(r.Src) != 0 {
+		return 0, 0, errRecordTrailer
+	}
+	return tsDelta, offDelta, nil
+}
+
+// readVarintBytes reads a varint-length-prefixed byte string whose length
+// may not be below minLen (-1 allows null, returned as nil; 0 yields a
+// non-nil empty slice). It marks r bad on failure. kbin's VarintBytes
+// would take any negative length as null; Kafka only allows -1.
+func readVarintBytes(r *kbin.Reader, minLen int32) []byte {
+	l := r.Varint()
+	if l < minLen {
+		r.Span(-1) // marks the reader bad
+		return nil
+	}
+	if l < 0 {
+		return nil
+	}
+	return r.Span(int(l))
+}
+
+// SplitBatches splits a concatenation of whole batches (a produce payload)
+// into one sub-slice per batch, using only the Length fields. It does not
+// validate the batches; a short or impossible frame is a *BatchError
+// wrapping ErrCorruptBatch.
+func SplitBatches(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for off := 0; off < len(b); {
+		size, err := frameSize(b[off:])
+		if err != nil {
+			return nil, corruptf("batch %d at byte %d: %v", len(out), off, err)
+		}
+		if size > len(b)-off {
+			return nil, corruptf("batch %d at byte %d: size %d, only %d bytes left", len(out), off, size, len(b)-off)
+		}
+		out = append(out, b[off:off+size:off+size])
+		off += size
+	}
+	return out, nil
+}
+
+var errShortFrame = errors.New("too short for a batch length")
+
+// frameSize returns the whole size of the batch starting at b from its
+// Length field, which it checks is at least a header's worth.
+func frameSize(b []byte) (int, error) {
+	if len(b) < batchLengthOverhead {
+		return 0, errShortFrame
+	}
+	l := int32(binary.BigEndian.Uint32(b[offLength:]))
+	if l < minBatchLength {
+		return 0, fmt.Errorf("length %d below minimum %d", l, minBatchLength)
+	}
+	return int(l) + batchLengthOverhead, nil
+}
+
+// setBaseOffset rewrites the batch's baseOffset, which the CRC does not
+// cover, so the CRC stays valid. The broker assigns offsets this way.
+func setBaseOffset(b []byte, off int64) {
+	binary.BigEndian.PutUint64(b[0:8], uint64(off))
+}
+
+// setLogAppendTime marks the batch's timestamps as log append time, stores
+// ts as its MaxTimestamp (which then stands for every record's timestamp)
+// and recomputes the CRC. b must be a whole batch.
+func setLogAppendTime(b []byte, ts int64) {
+	be := binary.BigEndian
+	attrs := be.Uint16(b[offAttributes:]) | attrLogAppendTime
+	be.PutUint16(b[offAttributes:], attrs)
+	be.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+}

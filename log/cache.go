@@ -1,0 +1,117 @@
+package log
+
+import (
+	"container/list"
+	"context"
+	"sync"
+)
+
+// segmentCache is an LRU of sealed segments read from the object store,
+// bounded by the sum of their object sizes. A segment larger than the
+// whole budget is served but never kept. Concurrent misses on one key
+// share a single load.
+type segmentCache struct {
+	limit int64
+	m     *metrics
+
+	// mu guards everything below.
+	mu      sync.Mutex
+	size    int64
+	lru     *list.List               // front = most recent; values are *cacheEntry
+	entries map[string]*list.Element // key -> element in lru
+	loading map[string]*cacheLoad    // in-flight loads
+}
+
+type cacheEntry struct {
+	key string
+	seg *sealedSegment
+	n   int64
+}
+
+type cacheLoad struct {
+	done chan struct{}
+	seg  *sealedSegment
+	err  error
+}
+
+func newSegmentCache(limit int64, m *metrics) *segmentCache {
+	return &segmentCache{
+		limit:   limit,
+		m:       m,
+		lru:     list.New(),
+		entries: make(map[string]*list.Element),
+		loading: make(map[string]*cacheLoad),
+	}
+}
+
+// get returns the segment under key, calling load on a miss.
+func (c *segmentCache) get(ctx context.Context, key string, load func(context.Context) (*sealedSegment, int64, error)) (*sealedSegment, error) {
+	c.mu.Lock()
+	if el, ok := c.entries[key]; ok {
+		c.lru.MoveToFront(el)
+		seg := el.Value.(*cacheEntry).seg
+		c.mu.Unlock()
+		c.m.cacheHits.Inc()
+		return seg, nil
+	}
+	if l, ok := c.loading[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.seg, l.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	l := &cacheLoad{done: make(chan struct{})}
+	c.loading[key] = l
+	c.mu.Unlock()
+	c.m.cacheMisses.Inc()
+
+	seg, n, err := load(ctx)
+	l.seg, l.err = seg, err
+	c.mu.Lock()
+	delete(c.loading, key)
+	if err == nil {
+		c.insertLocked(key, seg, n)
+	}
+	c.mu.Unlock()
+	close(l.done)
+	return seg, err
+}
+
+func (c *segmentCache) insertLocked(key string, seg *sealedSegment, n int64) {
+	if n > c.limit {
+		return
+	}
+	for c.size+n > c.limit && c.lru.Len() > 0 {
+		c.removeLocked(c.lru.Back())
+		c.m.cacheEvictions.Inc()
+	}
+	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, seg: seg, n: n})
+	c.size += n
+	c.m.cacheBytes.Set(float64(c.size))
+}
+
+func (c *segmentCache) removeLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*cacheEntry)
+	delete(c.entries, e.key)
+	c.size -= e.n
+	c.m.cacheBytes.Set(float64(c.size))
+}
+
+// evict drops key if cached (after retention or topic deletion).
+func (c *segmentCache) evict(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.removeLocked(el)
+	}
+}
+
+// bytes reports the cached bytes (for tests and metrics).
+func (c *segmentCache) bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}

@@ -1,0 +1,45 @@
+package log
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamhouse/streamhouse/meta"
+	"github.com/streamhouse/streamhouse/objstore"
+)
+
+// Defaults for Config fields left zero. Documented in docs/ARCHITECTURE.md.
+const (
+	DefaultSegmentBytes      = 64 << 20
+	DefaultSegmentAge        = 10 * time.Minute
+	DefaultCacheBytes        = 256 << 20
+	DefaultFlushInterval     = time.Second
+	DefaultRetentionInterval = time.Minute
+)
+
+// Config is everything a Manager needs. Dir, Objects and Meta are required.
+type Config struct {
+	// Dir holds the active (and sealed, not yet uploaded) segments. It is
+	// locked with flock while the Manager is open.
+	Dir     string
+	Objects objstore.Store
+	Meta    meta.Store
+	Logger  *slog.Logger
+	// Registerer receives the log's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
+	// CacheBytes bounds the sealed-segment LRU cache.
+	CacheBytes int64
+	// SegmentBytes and SegmentAge are the broker-wide roll limits; the
+	// topic configs segment.bytes and segment.ms override them.
+	SegmentBytes int64
+	SegmentAge   time.Duration
+	// FlushInterval is how often appends that did not ask for fsync
+	// (acks=1) are synced in the background.
+	FlushInterval time.Duration
+	// RetentionInterval is how often retention and age-based rolls run.
+	RetentionInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}

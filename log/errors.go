@@ -1,0 +1,28 @@
+package log
+
+import "errors"
+
+// Sentinel errors of the partition logs. Callers test them with errors.Is;
+// the fronts map them to Kafka error codes or gRPC status codes.
+var (
+	// ErrUnknownTopic means no topic of that name (or ID) exists.
+	ErrUnknownTopic = errors.New("log: unknown topic")
+	// ErrTopicExists means a topic of that name already exists.
+	ErrTopicExists = errors.New("log: topic already exists")
+	// ErrUnknownPartition means the partition index is out of range.
+	ErrUnknownPartition = errors.New("log: unknown partition")
+	// ErrInvalidTopic means a topic name breaks Kafka's naming rules.
+	ErrInvalidTopic = errors.New("log: invalid topic name")
+	// ErrInvalidConfig means a topic or broker config key is unknown or
+	// its value is malformed.
+	ErrInvalidConfig = errors.New("log: invalid config")
+	// ErrOffsetOutOfRange means a read asked for an offset below the log
+	// start offset or above the high watermark.
+	ErrOffsetOutOfRange = errors.New("log: offset out of range")
+	// ErrMessageTooLarge means a batch exceeds the topic's max.message.bytes.
+	ErrMessageTooLarge = errors.New("log: record batch too large")
+	// ErrClosed means the partition or manager has been closed.
+	ErrClosed = errors.New("log: closed")
+	// ErrSegmentMissing means meta records a segment whose object is gone.
+	ErrSegmentMissing = errors.New("log: segment object missing")
+)

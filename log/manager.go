@@ -1,0 +1,340 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/streamhouse/streamhouse/meta"
+)
+
+// Manager owns every partition log of the broker, the segment cache and
+// the background work: uploads, flushes, age-based rolls and retention.
+type Manager struct {
+	cfg     Config
+	logger  *slog.Logger
+	metrics *metrics
+	cache   *segmentCache
+	lock    *dirLock
+	now     func() time.Time
+
+	// mu guards topics and closed.
+	mu     sync.Mutex
+	topics map[string]*topicState
+	closed bool
+
+	// upMu guards upQueue; upWake (capacity 1) signals the uploader.
+	upMu    sync.Mutex
+	upQueue []uploadJob
+	upWake  chan struct{}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// topicState is an open topic: its meta row and its partitions.
+type topicState struct {
+	meta  meta.Topic
+	parts []*Partition
+}
+
+// Open locks cfg.Dir, recovers every partition of every topic in meta and
+// starts the background work. Close stops it.
+func Open(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Dir == "" || cfg.Objects == nil || cfg.Meta == nil {
+		return nil, errors.New("log: Config needs Dir, Objects and Meta")
+	}
+	applyDefaults(&cfg)
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg, logger: cfg.Logger, metrics: newMetrics(cfg.Registerer), lock: lock, now: cfg.Now,
+		topics: make(map[string]*topicState), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	m.cache = newSegmentCache(cfg.CacheBytes, m.metrics)
+	topics, err := cfg.Meta.ListTopics(ctx)
+	if err != nil {
+		lock.release()
+		return nil, fmt.Errorf("log: list topics: %w", err)
+	}
+	for _, t := range topics {
+		if err := m.openTopic(ctx, t); err != nil {
+			m.closePartitions()
+			lock.release()
+			return nil, err
+		}
+	}
+	m.wg.Add(2)
+	go m.uploader()
+	go m.housekeeper()
+	m.logger.Info("log opened", "dir", cfg.Dir, "topics", len(topics), "cache_bytes", cfg.CacheBytes)
+	return m, nil
+}
+
+func applyDefaults(cfg *Config) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	if cfg.SegmentAge <= 0 {
+		cfg.SegmentAge = DefaultSegmentAge
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = DefaultRetentionInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+}
+
+func (m *Manager) openTopic(ctx context.Context, t meta.Topic) error {
+	ts := &topicState{meta: t}
+	for i := int32(0); i < t.PartitionCount; i++ {
+		p, err := m.openPartition(ctx, t, i)
+		if err != nil {
+			for _, q := range ts.parts {
+				q.close()
+			}
+			return err
+		}
+		ts.parts = append(ts.parts, p)
+	}
+	m.mu.Lock()
+	m.topics[t.Name] = ts
+	m.mu.Unlock()
+	return nil
+}
+
+// CreateTopic validates the name and configs, records the topic in meta
+// and opens its partitions.
+func (m *Manager) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (meta.Topic, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return meta.Topic{}, err
+	}
+	if partitions < 1 {
+		return meta.Topic{}, fmt.Errorf("%w: partition count %d, must be at least 1", meta.ErrInvalid, partitions)
+	}
+	if err := ValidateTopicConfigs(configs); err != nil {
+		return meta.Topic{}, err
+	}
+	if err := m.checkOpen(); err != nil {
+		return meta.Topic{}, err
+	}
+	t, err := m.cfg.Meta.CreateTopic(ctx, meta.Topic{Name: name, PartitionCount: partitions, Configs: configs, CreatedAt: m.now()})
+	if errors.Is(err, meta.ErrTopicExists) {
+		return meta.Topic{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	if err != nil {
+		return meta.Topic{}, err
+	}
+	if err := m.openTopic(ctx, t); err != nil {
+		return meta.Topic{}, err
+	}
+	m.logger.Info("topic created", "topic", name, "id", t.ID, "partitions", partitions)
+	return t, nil
+}
+
+func (m *Manager) checkOpen() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Topic returns a topic's meta row.
+func (m *Manager) Topic(name string) (meta.Topic, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ts, ok := m.topics[name]
+	if !ok {
+		return meta.Topic{}, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return ts.meta, nil
+}
+
+// Topics returns every topic, sorted by name.
+func (m *Manager) Topics() []meta.Topic {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]meta.Topic, 0, len(m.topics))
+	for _, ts := range m.topics {
+		out = append(out, ts.meta)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Partition returns an open partition.
+func (m *Manager) Partition(topic string, index int32) (*Partition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	ts, ok := m.topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	}
+	if index < 0 || int(index) >= len(ts.parts) {
+		return nil, fmt.Errorf("%w: %d (topic %s has %d partitions)", ErrUnknownPartition, index, topic, len(ts.parts))
+	}
+	return ts.parts[index], nil
+}
+
+// SetTopicConfigs validates and replaces a topic's config overrides; the
+// partitions use them from the next append or housekeeping pass on.
+func (m *Manager) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	if err := ValidateTopicConfigs(configs); err != nil {
+		return err
+	}
+	if _, err := m.Topic(name); err != nil {
+		return err
+	}
+	if err := m.cfg.Meta.SetTopicConfigs(ctx, name, configs); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ts, ok := m.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	ts.meta.Configs = configs
+	s := settingsFor(configs, &m.cfg)
+	for _, p := range ts.parts {
+		p.setSettings(s)
+	}
+	return nil
+}
+
+// DeleteTopic removes the topic from meta, closes its partitions, removes
+// its local files and deletes its objects in the background.
+func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
+	if err := m.checkOpen(); err != nil {
+		return err
+	}
+	t, segs, err := m.cfg.Meta.DeleteTopic(ctx, name)
+	if errors.Is(err, meta.ErrTopicNotFound) {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	ts := m.topics[name]
+	delete(m.topics, name)
+	m.mu.Unlock()
+	if ts != nil {
+		for _, p := range ts.parts {
+			if err := p.close(); err != nil {
+				m.logger.Warn("closing deleted partition", "topic", name, "partition", p.index, "err", err)
+			}
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(m.cfg.Dir, t.ID)); err != nil {
+		m.logger.Warn("removing local files of deleted topic", "topic", name, "err", err)
+	}
+	m.wg.Add(1)
+	go m.deleteObjects(t, segs)
+	m.logger.Info("topic deleted", "topic", name, "id", t.ID)
+	return nil
+}
+
+// deleteObjects removes a deleted topic's objects: those meta knew of and
+// anything else under its prefixes (uploads that raced the deletion).
+func (m *Manager) deleteObjects(t meta.Topic, segs []meta.Segment) {
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for _, s := range segs {
+		m.cache.evict(s.ObjectKey)
+		if err := m.cfg.Objects.Delete(ctx, s.ObjectKey); err != nil {
+			m.logger.Warn("deleting object of deleted topic", "key", s.ObjectKey, "err", err)
+		}
+	}
+	for i := int32(0); i < t.PartitionCount; i++ {
+		objs, err := m.cfg.Objects.List(ctx, objectPrefix(t.ID, i))
+		if err != nil {
+			m.logger.Warn("listing objects of deleted topic", "topic", t.Name, "err", err)
+			return
+		}
+		for _, o := range objs {
+			if err := m.cfg.Objects.Delete(ctx, o.Key); err != nil {
+				m.logger.Warn("deleting object of deleted topic", "key", o.Key, "err", err)
+			}
+		}
+	}
+}
+
+// Close stops background work, syncs and closes every partition and
+// releases the directory lock. Sealed segments not yet uploaded stay on
+// local disk and are uploaded at the next Open.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	m.wg.Wait()
+	err := m.closePartitions()
+	if lerr := m.lock.release(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func (m *Manager) closePartitions() error {
+	m.mu.Lock()
+	var parts []*Partition
+	for _, ts := range m.topics {
+		parts = append(parts, ts.parts...)
+	}
+	m.mu.Unlock()
+	var err error
+	for _, p := range parts {
+		if cerr := p.close(); cerr != nil && err == nil {
+			err = fmt.Errorf("log: close %s-%s: %w", p.topic, strconv.Itoa(int(p.index)), cerr)
+		}
+	}
+	return err
+}
+
+// partitions returns every open partition (for housekeeping).
+func (m *Manager) partitions() []*Partition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var parts []*Partition
+	for _, ts := range m.topics {
+		parts = append(parts, ts.parts...)
+	}
+	return parts
+}

@@ -1,0 +1,407 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// Partition is one partition's log: an ordered list of segments, the last
+// of which takes appends. It is safe for concurrent use.
+//
+// Lock order (see LOCKS.md): mu before syncMu. fileMu is never taken while
+// mu or syncMu is held, and neither is taken while fileMu is held.
+type Partition struct {
+	m       *Manager
+	topicID string
+	topic   string
+	index   int32
+	dir     string
+
+	// mu guards the fields below. It is held for in-memory updates and for
+	// the write(2) of an append; never across the group-commit fsync or
+	// object-store I/O.
+	mu       sync.Mutex
+	segs     []*segment // by base offset; the last one is active
+	hwm      int64      // high watermark: the offset the next record gets
+	logStart int64
+	settings topicSettings
+	writeErr error // sticky: once set, every append fails with it
+	closed   bool
+	wake     chan struct{} // closed and replaced by every append
+	written  int64         // bytes written since open, across segments
+
+	// syncMu guards synced and syncing; syncCond waits on it. One appender
+	// at a time fsyncs (the leader); the others wait and are served by the
+	// leader's fsync or the next one: that is the group commit.
+	syncMu   sync.Mutex
+	syncCond *sync.Cond
+	synced   int64 // prefix of written known to be on stable storage
+	syncing  bool
+
+	// fileMu guards segment.file: readers and the syncer hold it shared
+	// while using a file; closing a file takes it exclusively.
+	fileMu sync.RWMutex
+
+	// prod is the idempotent-producer state (producer.go); its table is
+	// guarded by mu.
+	prod producerTracker
+}
+
+// AppendOptions tune one append.
+type AppendOptions struct {
+	// Sync makes Append return only after the batches are fsynced
+	// (acks=all). Without it they have reached the OS (acks=1) and are
+	// synced by the background flusher, at roll, or at close.
+	Sync bool
+}
+
+// AppendResult tells where an append landed.
+type AppendResult struct {
+	BaseOffset     int64 // offset of the first record
+	LastOffset     int64 // offset of the last record
+	LogAppendTime  int64 // broker time stamped on the batches, -1 for CreateTime topics
+	LogStartOffset int64
+	// Duplicate means the append was an idempotent producer's retry of a
+	// batch already in the log: nothing was written and the offsets are
+	// the original batch's (see producer.go).
+	Duplicate bool
+}
+
+// Topic returns the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// TopicID returns the partition's topic ID.
+func (p *Partition) TopicID() string { return p.topicID }
+
+// Index returns the partition number.
+func (p *Partition) Index() int32 { return p.index }
+
+// Offsets returns the log start offset and the high watermark.
+func (p *Partition) Offsets() (logStart, highWatermark int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logStart, p.hwm
+}
+
+// Append validates data (one or more Kafka RecordBatch v2, concatenated),
+// assigns offsets by rewriting each batch's base offset IN PLACE, writes
+// the batches to the active segment and, with opts.Sync, waits for them to
+// be fsynced. data must not be used by the caller afterwards. A bad batch
+// rejects the whole append and changes nothing.
+func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
+	if err := p.loadProducers(ctx); err != nil {
+		p.m.metrics.appendErrors.Inc()
+		return AppendResult{}, err
+	}
+	res, target, err := p.appendData(data)
+	if err != nil {
+		p.m.metrics.appendErrors.Inc()
+		return AppendResult{}, err
+	}
+	if opts.Sync {
+		if err := p.syncTo(target); err != nil {
+			p.m.metrics.appendErrors.Inc()
+			return AppendResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// validated holds the parsed headers of an append's batches.
+type validated struct {
+	batches [][]byte
+	headers []BatchHeader
+	records int64
+}
+
+func (p *Partition) validate(data []byte, maxMessageBytes int64) (validated, error) {
+	batches, err := SplitBatches(data)
+	if err != nil {
+		return validated{}, err
+	}
+	if len(batches) == 0 {
+		return validated{}, &BatchError{Err: ErrInvalidBatch, Detail: "no record batch"}
+	}
+	v := validated{batches: batches, headers: make([]BatchHeader, len(batches))}
+	for i, b := range batches {
+		h, err := ValidateBatch(b)
+		if err != nil {
+			return validated{}, err
+		}
+		if int64(len(b)) > maxMessageBytes {
+			return validated{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(b), maxMessageBytes)
+		}
+		v.headers[i] = h
+		v.records += int64(h.NumRecords)
+	}
+	return v, nil
+}
+
+// appendData does the locked part of Append and returns the written-bytes
+// mark the caller must see synced for durability.
+func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
+	p.mu.Lock()
+	maxBytes := p.settings.maxMessageBytes
+	p.mu.Unlock()
+	v, err := p.validate(data, maxBytes)
+	if err != nil {
+		return AppendResult{}, 0, err
+	}
+	now := p.m.now()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return AppendResult{}, 0, err
+	}
+	if err := p.maybeRollLocked(int64(len(data)), now); err != nil {
+		return AppendResult{}, 0, err
+	}
+	// SEAM(idempotence): producer ID / epoch / sequence checks belong here,
+	// under the lock and before offsets are assigned.
+	if dup, isDup, err := p.checkProducersLocked(v.headers, now); err != nil {
+		return AppendResult{}, 0, err
+	} else if isDup {
+		return dup, p.written, nil
+	}
+	act := p.segs[len(p.segs)-1]
+	res := AppendResult{BaseOffset: p.hwm, LogAppendTime: -1}
+	next := p.hwm
+	for i, b := range v.batches {
+		setBaseOffset(b, next)
+		v.headers[i].BaseOffset = next
+		if p.settings.logAppendTime {
+			setLogAppendTime(b, now.UnixMilli())
+			v.headers[i].MaxTimestamp = now.UnixMilli()
+			res.LogAppendTime = now.UnixMilli()
+		}
+		next = v.headers[i].NextOffset()
+	}
+	if _, err := act.file.WriteAt(data, act.size); err != nil {
+		p.writeErr = fmt.Errorf("log: write segment %s: %w", act.path, err)
+		// Best effort: drop a partial write so recovery sees a clean tail.
+		_ = act.file.Truncate(act.size)
+		return AppendResult{}, 0, p.writeErr
+	}
+	pos := act.size
+	for i, h := range v.headers {
+		act.index.add(h, act.base, pos)
+		pos += int64(len(v.batches[i]))
+		if h.MaxTimestamp > act.maxTs {
+			act.maxTs = h.MaxTimestamp
+		}
+	}
+	if act.size == 0 {
+		act.created = now
+	}
+	act.size = pos
+	act.records += v.records
+	act.next = next
+	p.hwm = next
+	p.written += int64(len(data))
+	close(p.wake)
+	p.wake = make(chan struct{})
+
+	res.LastOffset = next - 1
+	res.LogStartOffset = p.logStart
+	p.m.metrics.appends.Inc()
+	p.m.metrics.appendRecords.Add(float64(v.records))
+	p.m.metrics.appendBytes.Add(float64(len(data)))
+	return res, p.written, nil
+}
+
+func (p *Partition) writableLocked() error {
+	if p.closed {
+		return fmt.Errorf("partition %s-%d: %w", p.topic, p.index, ErrClosed)
+	}
+	return p.writeErr
+}
+
+// maybeRollLocked seals the active segment when n more bytes would take
+// it past segment.bytes, or when it has outlived segment.ms.
+func (p *Partition) maybeRollLocked(n int64, now time.Time) error {
+	act := p.segs[len(p.segs)-1]
+	if act.size == 0 {
+		return nil
+	}
+	if act.size+n <= p.settings.segmentBytes && now.Sub(act.created) < p.settings.segmentAge {
+		return nil
+	}
+	return p.rollLocked()
+}
+
+// rollLocked seals the active segment (index and footer appended, fsynced),
+// opens a new active segment at the high watermark and queues the sealed
+// one for upload. A failure is sticky.
+func (p *Partition) rollLocked() error {
+	act := p.segs[len(p.segs)-1]
+	if act.size == 0 {
+		return nil
+	}
+	f := Footer{
+		BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
+		RecordCount: act.records, BatchesLen: act.size,
+	}
+	if err := sealFile(act.file, act.size, act.index, f); err != nil {
+		p.writeErr = fmt.Errorf("log: seal segment %s: %w", act.path, err)
+		return p.writeErr
+	}
+	act.sealed = true
+	// sealFile fsynced the old file, and every byte written before it was
+	// in that file: everything written so far is durable.
+	p.syncMu.Lock()
+	p.synced = p.written
+	p.syncCond.Broadcast()
+	p.syncMu.Unlock()
+
+	file, path, err := createSegmentFile(p.dir, p.hwm)
+	if err != nil {
+		p.writeErr = err
+		return err
+	}
+	p.segs = append(p.segs, p.newActive(p.hwm, file, path))
+	p.m.metrics.rolls.Inc()
+	p.m.enqueueUpload(p, act)
+	return nil
+}
+
+func (p *Partition) newActive(base int64, f *os.File, path string) *segment {
+	return &segment{
+		base: base, next: base, key: ObjectKey(p.topicID, p.index, base), path: path,
+		maxTs: -1, index: &sparseIndex{interval: defaultIndexInterval}, file: f,
+	}
+}
+
+// Roll seals the active segment now if it holds any batch.
+func (p *Partition) Roll() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return err
+	}
+	return p.rollLocked()
+}
+
+// syncTo returns once the first target written bytes are fsynced.
+func (p *Partition) syncTo(target int64) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	for p.synced < target {
+		if p.syncing {
+			p.syncCond.Wait()
+			continue
+		}
+		p.syncing = true
+		p.syncMu.Unlock()
+		err := p.syncActive()
+		p.syncMu.Lock()
+		p.syncing = false
+		p.syncCond.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncActive fsyncs the active segment; everything written before it was
+// taken is then durable (earlier segments were fsynced when sealed).
+func (p *Partition) syncActive() error {
+	p.mu.Lock()
+	if p.writeErr != nil {
+		err := p.writeErr
+		p.mu.Unlock()
+		return err
+	}
+	act := p.segs[len(p.segs)-1]
+	mark := p.written
+	p.mu.Unlock()
+
+	start := time.Now()
+	p.fileMu.RLock()
+	var err error
+	if act.file != nil {
+		err = act.file.Sync()
+	}
+	p.fileMu.RUnlock()
+	p.m.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		p.mu.Lock()
+		if p.writeErr == nil {
+			p.writeErr = fmt.Errorf("log: fsync segment %s: %w", act.path, err)
+		}
+		err = p.writeErr
+		p.mu.Unlock()
+		return err
+	}
+	p.syncMu.Lock()
+	if mark > p.synced {
+		p.synced = mark
+	}
+	p.syncMu.Unlock()
+	return nil
+}
+
+// flush fsyncs whatever was written and not yet synced.
+func (p *Partition) flush() error {
+	p.mu.Lock()
+	mark := p.written
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return p.syncTo(mark)
+}
+
+// Wait returns a channel closed once the high watermark passes offset, or
+// at once if it already has, or when the partition closes. Long-polling
+// readers select on it instead of polling.
+func (p *Partition) Wait(offset int64) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hwm > offset || p.closed {
+		return closedChan
+	}
+	return p.wake
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// close syncs the active segment, stops appends and closes every file.
+// In-flight appends finish first because they hold mu.
+func (p *Partition) close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.wake)
+	p.wake = make(chan struct{})
+	mark := p.written
+	segs := append([]*segment(nil), p.segs...)
+	p.mu.Unlock()
+
+	err := p.syncTo(mark)
+	p.fileMu.Lock()
+	defer p.fileMu.Unlock()
+	for _, s := range segs {
+		if s.file != nil {
+			if cerr := s.file.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			s.file = nil
+		}
+	}
+	return err
+}
+
+func (p *Partition) setSettings(s topicSettings) {
+	p.mu.Lock()
+	p.settings = s
+	p.mu.Unlock()
+}

@@ -1,0 +1,271 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/streamhouse/streamhouse/objstore"
+)
+
+// ReadResult is the answer to a Read.
+type ReadResult struct {
+	// Batches holds whole record batches, raw as stored: the first one
+	// contains the requested offset (so it may start before it). Empty
+	// when the offset is the high watermark. Callers must not modify it.
+	Batches        []byte
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// readPlan is what a reader learns under the partition lock before doing
+// any I/O without it.
+type readPlan struct {
+	seg    *segment
+	remote bool
+	pos    int64 // where to start scanning (from the sparse index)
+	limit  int64 // end of the batch region visible to this reader
+}
+
+// Read returns whole batches from offset on, at most maxBytes of them but
+// always at least one whole batch (KIP-74), from a single segment.
+func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadResult, error) {
+	plan, res, err := p.planRead(offset)
+	if err != nil || plan.seg == nil {
+		return res, err
+	}
+	var data []byte
+	if !plan.remote {
+		var ok bool
+		data, ok, err = p.readLocal(plan, offset, maxBytes)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			res.Batches = data
+			return res, nil
+		}
+		// The local copy went away after upload: read the object.
+	}
+	s, err := p.m.loadSealed(ctx, plan.seg.key)
+	if err != nil {
+		return res, err
+	}
+	data, err = s.read(offset, maxBytes)
+	res.Batches = data
+	return res, err
+}
+
+func (p *Partition) planRead(offset int64) (readPlan, ReadResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	res := ReadResult{HighWatermark: p.hwm, LogStartOffset: p.logStart}
+	if p.closed {
+		return readPlan{}, res, fmt.Errorf("partition %s-%d: %w", p.topic, p.index, ErrClosed)
+	}
+	if offset < p.logStart || offset > p.hwm {
+		return readPlan{}, res, fmt.Errorf("%w: offset %d outside [%d, %d] of %s-%d",
+			ErrOffsetOutOfRange, offset, p.logStart, p.hwm, p.topic, p.index)
+	}
+	if offset == p.hwm {
+		return readPlan{}, res, nil
+	}
+	seg := p.segmentForLocked(offset)
+	plan := readPlan{seg: seg, remote: seg.remote}
+	if !seg.remote {
+		plan.pos = seg.index.lookupOffset(offset, seg.base)
+		plan.limit = seg.size
+	}
+	return plan, res, nil
+}
+
+// segmentForLocked returns the segment holding offset (logStart <= offset < hwm).
+func (p *Partition) segmentForLocked(offset int64) *segment {
+	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > offset })
+	if i == 0 {
+		return p.segs[0]
+	}
+	return p.segs[i-1]
+}
+
+// readLocal reads from a segment's local file. ok is false when the file
+// has been closed because the segment now lives in the object store.
+func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte, bool, error) {
+	p.fileMu.RLock()
+	defer p.fileMu.RUnlock()
+	f := plan.seg.file
+	if f == nil {
+		return nil, false, nil
+	}
+	var hdr [batchHeaderLen]byte
+	pos := plan.pos
+	var first BatchHeader
+	for {
+		if pos >= plan.limit {
+			return nil, true, nil
+		}
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			return nil, true, p.corrupt(plan.seg, pos, err)
+		}
+		h, err := ParseBatchHeader(hdr[:])
+		if err != nil {
+			return nil, true, p.corrupt(plan.seg, pos, err)
+		}
+		if h.NextOffset() > offset {
+			first = h
+			break
+		}
+		pos += int64(h.Size())
+	}
+	n := int64(maxBytes)
+	if int64(first.Size()) > n {
+		n = int64(first.Size())
+	}
+	if pos+n > plan.limit {
+		n = plan.limit - pos
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+		return nil, true, p.corrupt(plan.seg, pos, err)
+	}
+	return buf[:wholeBatchesLen(buf)], true, nil
+}
+
+func (p *Partition) corrupt(s *segment, pos int64, cause error) error {
+	return &CorruptionError{Segment: s.path, Offset: pos, Cause: cause}
+}
+
+// wholeBatchesLen returns the length of the longest prefix of b made of
+// whole batches (by their length fields).
+func wholeBatchesLen(b []byte) int {
+	n := 0
+	for len(b)-n >= 12 {
+		size := 12 + int(int32(uint32(b[n+8])<<24|uint32(b[n+9])<<16|uint32(b[n+10])<<8|uint32(b[n+11])))
+		if size < batchHeaderLen || n+size > len(b) {
+			break
+		}
+		n += size
+	}
+	return n
+}
+
+// loadSealed returns a sealed segment from the cache, reading the object
+// store on a miss.
+func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, error) {
+	return m.cache.get(ctx, key, func(ctx context.Context) (*sealedSegment, int64, error) {
+		data, err := m.cfg.Objects.Get(ctx, key)
+		if errors.Is(err, objstore.ErrNotFound) {
+			return nil, 0, fmt.Errorf("%w: %s", ErrSegmentMissing, key)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("log: read segment %s: %w", key, err)
+		}
+		s, err := openSealed(key, data)
+		if err != nil {
+			return nil, 0, err
+		}
+		return s, int64(len(data)), nil
+	})
+}
+
+// OffsetForTimestamp returns the earliest offset whose record timestamp is
+// at least ts, with that record's timestamp. found is false when every
+// record is older (Kafka then answers with the high watermark).
+func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, timestamp int64, found bool, err error) {
+	p.mu.Lock()
+	type cand struct {
+		seg    *segment
+		remote bool
+		pos    int64
+		limit  int64
+	}
+	var cands []cand
+	for _, s := range p.segs {
+		if s.maxTs < ts || s.next == s.base || s.next <= p.logStart {
+			continue
+		}
+		c := cand{seg: s, remote: s.remote}
+		if !s.remote {
+			c.pos, c.limit = s.index.lookupTime(ts), s.size
+		}
+		cands = append(cands, c)
+	}
+	logStart := p.logStart
+	p.mu.Unlock()
+
+	for _, c := range cands {
+		var recs []Record
+		if !c.remote {
+			var ok bool
+			recs, ok, err = p.scanLocalForTime(c.seg, c.pos, c.limit, ts)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if ok {
+				if off, t, hit := firstAtOrAfter(recs, ts, logStart); hit {
+					return off, t, true, nil
+				}
+				continue
+			}
+		}
+		s, err := p.m.loadSealed(ctx, c.seg.key)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		off, t, hit, err := s.offsetForTime(ts)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if hit {
+			if off < logStart {
+				off = logStart
+			}
+			return off, t, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// scanLocalForTime decodes the first batch of a local segment, from pos,
+// whose MaxTimestamp reaches ts.
+func (p *Partition) scanLocalForTime(s *segment, pos, limit, ts int64) ([]Record, bool, error) {
+	p.fileMu.RLock()
+	defer p.fileMu.RUnlock()
+	if s.file == nil {
+		return nil, false, nil
+	}
+	var hdr [batchHeaderLen]byte
+	for pos < limit {
+		if _, err := s.file.ReadAt(hdr[:], pos); err != nil {
+			return nil, true, p.corrupt(s, pos, err)
+		}
+		h, err := ParseBatchHeader(hdr[:])
+		if err != nil {
+			return nil, true, p.corrupt(s, pos, err)
+		}
+		if h.MaxTimestamp >= ts {
+			buf := make([]byte, h.Size())
+			if _, err := s.file.ReadAt(buf, pos); err != nil {
+				return nil, true, p.corrupt(s, pos, err)
+			}
+			recs, err := DecodeBatch(buf)
+			if err != nil {
+				return nil, true, p.corrupt(s, pos, err)
+			}
+			return recs, true, nil
+		}
+		pos += int64(h.Size())
+	}
+	return nil, true, nil
+}
+
+func firstAtOrAfter(recs []Record, ts, logStart int64) (int64, int64, bool) {
+	for _, r := range recs {
+		if r.Timestamp >= ts && r.Offset >= logStart {
+			return r.Offset, r.Timestamp, true
+		}
+	}
+	return 0, 0, false
+}

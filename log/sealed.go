@@ -1,0 +1,402 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+)
+
+// Sealed segment footer format (see doc.go): never change. A new layout
+// gets a new footerVersion; readers keep decoding the old ones.
+const (
+	footerMagic   = 0x53485347 // "SHSG"
+	footerVersion = 1
+	footerLen     = 60
+
+	offFooterVersion  = 4
+	offFooterReserved = 6
+	offFooterBase     = 8
+	offFooterLast     = 16
+	offFooterMaxTS    = 24
+	offFooterRecords  = 32
+	offFooterBatches  = 40
+	offFooterIdxCount = 48
+	offFooterIdxCRC   = 52
+	offFooterCRC      = 56
+)
+
+// ErrCorruptSegment means stored segment bytes (a local file or an object)
+// are damaged. Errors carrying it are usually *CorruptionError.
+var ErrCorruptSegment = errors.New("log: corrupt segment")
+
+// CorruptionError reports corruption found in a segment: which segment
+// (file path or object key), the byte position in it, and the cause.
+type CorruptionError struct {
+	Segment string
+	// Offset is the byte position within the segment where the damage
+	// was found, -1 when it is not known.
+	Offset int64
+	Cause  error
+}
+
+// Error implements error.
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("log: corrupt segment %s at byte %d: %v", e.Segment, e.Offset, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *CorruptionError) Unwrap() error { return e.Cause }
+
+// Is makes errors.Is(err, ErrCorruptSegment) true for every CorruptionError.
+func (e *CorruptionError) Is(target error) bool { return target == ErrCorruptSegment }
+
+// Footer describes a sealed segment; it is its last footerLen bytes.
+type Footer struct {
+	BaseOffset int64 // offset of the first batch (the segment's name)
+	// LastOffset is the last record's offset; BaseOffset-1 when empty.
+	LastOffset int64
+	// MaxTimestamp is the largest batch MaxTimestamp, -1 when none.
+	MaxTimestamp int64
+	RecordCount  int64  // records in all batches
+	BatchesLen   int64  // bytes of the batch region, which starts the object
+	IndexCount   uint32 // index entries following the batch region
+	IndexCRC     uint32 // CRC-32C of the index bytes
+}
+
+// encodeFooter encodes f, ending with the CRC-32C of the bytes before it.
+func encodeFooter(f Footer) []byte {
+	be := binary.BigEndian
+	b := make([]byte, 0, footerLen)
+	b = be.AppendUint32(b, footerMagic)
+	b = be.AppendUint16(b, footerVersion)
+	b = be.AppendUint16(b, 0) // reserved
+	b = be.AppendUint64(b, uint64(f.BaseOffset))
+	b = be.AppendUint64(b, uint64(f.LastOffset))
+	b = be.AppendUint64(b, uint64(f.MaxTimestamp))
+	b = be.AppendUint64(b, uint64(f.RecordCount))
+	b = be.AppendUint64(b, uint64(f.BatchesLen))
+	b = be.AppendUint32(b, f.IndexCount)
+	b = be.AppendUint32(b, f.IndexCRC)
+	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// encodeSealTail returns what sealing appends after the batch region: the
+// index, then the footer, whose IndexCount and IndexCRC it fills in.
+func encodeSealTail(entries []IndexEntry, f Footer) []byte {
+	idx := encodeIndex(entries)
+	f.IndexCount = uint32(len(entries))
+	f.IndexCRC = crc32.Checksum(idx, castagnoli)
+	return append(idx, encodeFooter(f)...)
+}
+
+// decodeFooter decodes the last footerLen bytes of a sealed segment,
+// checking magic, version, CRC and that the fields are consistent.
+// Errors wrap ErrCorruptSegment.
+func decodeFooter(b []byte) (Footer, error) {
+	if len(b) != footerLen {
+		return Footer{}, fmt.Errorf("%w: footer is %d bytes, want %d", ErrCorruptSegment, len(b), footerLen)
+	}
+	be := binary.BigEndian
+	if m := be.Uint32(b); m != footerMagic {
+		return Footer{}, fmt.Errorf("%w: footer magic %08x", ErrCorruptSegment, m)
+	}
+	if crc := crc32.Checksum(b[:offFooterCRC], castagnoli); crc != be.Uint32(b[offFooterCRC:]) {
+		return Footer{}, fmt.Errorf("%w: footer crc %08x, computed %08x", ErrCorruptSegment, be.Uint32(b[offFooterCRC:]), crc)
+	}
+	// The CRC matched, so a different version was written on purpose.
+	if v := be.Uint16(b[offFooterVersion:]); v != footerVersion {
+		return Footer{}, fmt.Errorf("%w: footer version %d not supported", ErrCorruptSegment, v)
+	}
+	if r := be.Uint16(b[offFooterReserved:]); r != 0 {
+		return Footer{}, fmt.Errorf("%w: footer reserved bits %04x", ErrCorruptSegment, r)
+	}
+	f := Footer{
+		BaseOffset:   int64(be.Uint64(b[offFooterBase:])),
+		LastOffset:   int64(be.Uint64(b[offFooterLast:])),
+		MaxTimestamp: int64(be.Uint64(b[offFooterMaxTS:])),
+		RecordCount:  int64(be.Uint64(b[offFooterRecords:])),
+		BatchesLen:   int64(be.Uint64(b[offFooterBatches:])),
+		IndexCount:   be.Uint32(b[offFooterIdxCount:]),
+		IndexCRC:     be.Uint32(b[offFooterIdxCRC:]),
+	}
+	if err := checkFooter(f); err != nil {
+		return Footer{}, fmt.Errorf("%w: footer %+v: %v", ErrCorruptSegment, f, err)
+	}
+	return f, nil
+}
+
+// checkFooter checks that a footer's fields can describe a segment.
+func checkFooter(f Footer) error {
+	switch {
+	case f.BaseOffset < 0 || f.BatchesLen < 0 || f.RecordCount < 0:
+		return errors.New("negative field")
+	case f.MaxTimestamp < noTimestamp:
+		return errors.New("max timestamp below -1")
+	case f.BatchesLen > math.MaxInt64/2:
+		return errors.New("batch region too large")
+	case f.BatchesLen == 0:
+		if f.RecordCount != 0 || f.IndexCount != 0 || f.LastOffset != f.BaseOffset-1 || f.MaxTimestamp != noTimestamp {
+			return errors.New("empty segment with records, index or offsets")
+		}
+	case f.LastOffset < f.BaseOffset || f.RecordCount < 1 || f.RecordCount-1 > f.LastOffset-f.BaseOffset:
+		return errors.New("offsets do not fit the record count")
+	case f.IndexCount < 1 || int64(f.IndexCount) > f.BatchesLen/batchHeaderLen:
+		return errors.New("index count does not fit the batch region")
+	}
+	return nil
+}
+
+// sealedSegment is a sealed segment object held in memory: batch region,
+// index, footer. It is immutable and safe for concurrent use.
+type sealedSegment struct {
+	name  string // object key or path, for errors
+	data  []byte // the whole object
+	ft    Footer
+	index *sparseIndex
+}
+
+// openSealed checks a whole sealed segment object and returns it. Beyond
+// footer and index checksums it walks every batch's frame and CRC-32C and
+// checks the batches against footer and index, so a damaged object is
+// refused when loaded (with a *CorruptionError) rather than served.
+func openSealed(name string, data []byte) (*sealedSegment, error) {
+	corrupt := func(at int64, err error) error {
+		return &CorruptionError{Segment: name, Offset: at, Cause: err}
+	}
+	if len(data) < footerLen {
+		return nil, corrupt(-1, fmt.Errorf("%d bytes, shorter than a footer", len(data)))
+	}
+	tailAt := int64(len(data) - footerLen)
+	f, err := decodeFooter(data[tailAt:])
+	if err != nil {
+		return nil, corrupt(tailAt, err)
+	}
+	idxLen := int64(f.IndexCount) * indexEntryLen
+	if f.BatchesLen+idxLen != tailAt {
+		return nil, corrupt(tailAt, fmt.Errorf("footer says %d batch bytes and %d index bytes, object has %d before the footer",
+			f.BatchesLen, idxLen, tailAt))
+	}
+	idxBytes := data[f.BatchesLen:tailAt]
+	if crc := crc32.Checksum(idxBytes, castagnoli); crc != f.IndexCRC {
+		return nil, corrupt(f.BatchesLen, fmt.Errorf("index crc %08x, footer says %08x", crc, f.IndexCRC))
+	}
+	entries, err := decodeIndex(idxBytes)
+	if err != nil {
+		return nil, corrupt(f.BatchesLen, err)
+	}
+	s := &sealedSegment{name: name, data: data[:f.BatchesLen:f.BatchesLen], ft: f,
+		index: newSparseIndexFrom(entries, defaultIndexInterval)}
+	s.index.maxTS = f.MaxTimestamp
+	if err := s.verify(entries); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// verify walks every batch, checking frame and CRC, offsets contiguous from
+// the base, that every index entry points at a batch start with the right
+// offset and timestamp, and that the footer's totals are what it found.
+func (s *sealedSegment) verify(entries []IndexEntry) error {
+	next, maxTS, records := s.ft.BaseOffset, int64(noTimestamp), int64(0)
+	for pos := int64(0); pos < s.ft.BatchesLen; {
+		h, err := s.batchAt(pos)
+		if err != nil {
+			return err
+		}
+		if h.BaseOffset != next {
+			return s.corrupt(pos, fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next))
+		}
+		if len(entries) > 0 && int64(entries[0].Position) == pos {
+			e := entries[0]
+			if int64(e.RelOffset) != h.BaseOffset-s.ft.BaseOffset || e.MaxTimestampBefore != maxTS {
+				return s.corrupt(pos, fmt.Errorf("index entry %+v does not match batch at offset %d (max timestamp before %d)",
+					e, h.BaseOffset, maxTS))
+			}
+			entries = entries[1:]
+		}
+		if len(entries) > 0 && int64(entries[0].Position) < pos {
+			return s.corrupt(pos, fmt.Errorf("index entry %+v points inside a batch", entries[0]))
+		}
+		next, maxTS, records = h.NextOffset(), max(maxTS, h.MaxTimestamp), records+int64(h.NumRecords)
+		pos += int64(h.Size())
+	}
+	if len(entries) > 0 {
+		return s.corrupt(s.ft.BatchesLen, fmt.Errorf("index entry %+v past the batches", entries[0]))
+	}
+	if next-1 != s.ft.LastOffset || maxTS != s.ft.MaxTimestamp || records != s.ft.RecordCount {
+		return s.corrupt(s.ft.BatchesLen, fmt.Errorf("batches end at offset %d with max timestamp %d and %d records, footer says %d, %d, %d",
+			next-1, maxTS, records, s.ft.LastOffset, s.ft.MaxTimestamp, s.ft.RecordCount))
+	}
+	return nil
+}
+
+func (s *sealedSegment) corrupt(pos int64, err error) error {
+	return &CorruptionError{Segment: s.name, Offset: pos, Cause: err}
+}
+
+// batchAt returns the header of the whole, CRC-checked batch at pos.
+func (s *sealedSegment) batchAt(pos int64) (BatchHeader, error) {
+	size, err := frameSize(s.data[pos:])
+	if err != nil {
+		return BatchHeader{}, s.corrupt(pos, err)
+	}
+	if int64(size) > s.ft.BatchesLen-pos {
+		return BatchHeader{}, s.corrupt(pos, fmt.Errorf("batch of %d bytes overruns the batch region", size))
+	}
+	h, err := checkFrame(s.data[pos : pos+int64(size)])
+	if err != nil {
+		return BatchHeader{}, s.corrupt(pos, err)
+	}
+	return h, nil
+}
+
+// footer returns the segment's footer.
+func (s *sealedSegment) footer() Footer { return s.ft }
+
+// read returns whole batches starting with the one containing off: at
+// least that batch even if it is larger than maxBytes (KIP-74), otherwise
+// as many as fit in maxBytes. An off below the base reads from the first
+// batch; above LastOffset (or in an empty segment) it returns nil. The
+// result aliases the segment, which is immutable: callers must not modify
+// it.
+func (s *sealedSegment) read(off int64, maxBytes int) ([]byte, error) {
+	if off > s.ft.LastOffset || s.ft.BatchesLen == 0 {
+		return nil, nil
+	}
+	start := s.index.lookupOffset(off, s.ft.BaseOffset)
+	for {
+		if start >= s.ft.BatchesLen {
+			return nil, s.corrupt(start, fmt.Errorf("offset %d not found before the end of the batches", off))
+		}
+		h, err := s.header(start)
+		if err != nil {
+			return nil, err
+		}
+		if h.NextOffset() > off {
+			break
+		}
+		start += int64(h.Size())
+	}
+	end := start
+	for end < s.ft.BatchesLen {
+		h, err := s.header(end)
+		if err != nil {
+			return nil, err
+		}
+		if end > start && end+int64(h.Size())-start > int64(maxBytes) {
+			break
+		}
+		end += int64(h.Size())
+	}
+	return s.data[start:end:end], nil
+}
+
+// header parses the header of the batch at pos, which openSealed has
+// verified, checking only that it stays in the batch region.
+func (s *sealedSegment) header(pos int64) (BatchHeader, error) {
+	h, err := ParseBatchHeader(s.data[pos:])
+	if err != nil {
+		return h, s.corrupt(pos, err)
+	}
+	if h.Length < minBatchLength || int64(h.Size()) > s.ft.BatchesLen-pos {
+		return h, s.corrupt(pos, fmt.Errorf("batch length %d out of range", h.Length))
+	}
+	return h, nil
+}
+
+// offsetForTime returns the earliest offset whose record timestamp is at
+// least ts, with that timestamp (Kafka's ListOffsets by time). found is
+// false when every record in the segment is older.
+func (s *sealedSegment) offsetForTime(ts int64) (offset int64, timestamp int64, found bool, err error) {
+	if s.ft.MaxTimestamp < ts {
+		return 0, 0, false, nil
+	}
+	for pos := s.index.lookupTime(ts); pos < s.ft.BatchesLen; {
+		h, err := s.header(pos)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if h.MaxTimestamp >= ts {
+			recs, err := decodeBatch(s.data[pos:pos+int64(h.Size())], true)
+			if err != nil {
+				return 0, 0, false, s.corrupt(pos, err)
+			}
+			for _, r := range recs {
+				if r.Timestamp >= ts {
+					return r.Offset, r.Timestamp, true, nil
+				}
+			}
+			// A producer overstated MaxTimestamp: keep looking.
+		}
+		pos += int64(h.Size())
+	}
+	return 0, 0, false, nil
+}
+
+// sealFile turns an active segment file into a sealed one: it truncates
+// file to batchesLen (dropping any stale tail), writes the index and the
+// footer after the batches and fsyncs. ft.BatchesLen, IndexCount and
+// IndexCRC are filled in; the other fields must describe the batches,
+// which openSealed verifies.
+// file must not be opened with O_APPEND.
+func sealFile(file *os.File, batchesLen int64, idx *sparseIndex, ft Footer) error {
+	var entries []IndexEntry
+	if idx != nil {
+		entries = idx.list
+	}
+	ft.BatchesLen, ft.IndexCount = batchesLen, uint32(len(entries))
+	if err := checkFooter(ft); err != nil {
+		return fmt.Errorf("seal %s: footer %+v: %w", file.Name(), ft, err)
+	}
+	tail := encodeSealTail(entries, ft)
+	if err := file.Truncate(batchesLen); err != nil {
+		return fmt.Errorf("seal %s: %w", file.Name(), err)
+	}
+	if _, err := file.WriteAt(tail, batchesLen); err != nil {
+		return fmt.Errorf("seal %s: %w", file.Name(), err)
+	}
+	if err := file.Sync(); err != nil {
+		return fmt.Errorf("seal %s: fsync: %w", file.Name(), err)
+	}
+	return nil
+}
+
+// readFooterFile reads the footer of a segment file. It returns (footer,
+// true, nil) when the file is a sealed segment (valid footer, sizes adding
+// up, index CRC matching) and (_, false, nil) when it has no valid footer,
+// as an active segment, or one whose sealing was torn by a crash, has not.
+// Only I/O errors are returned as errors.
+func readFooterFile(f *os.File) (Footer, bool, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return Footer{}, false, err
+	}
+	size := st.Size()
+	if size < footerLen {
+		return Footer{}, false, nil
+	}
+	buf := make([]byte, footerLen)
+	if _, err := f.ReadAt(buf, size-footerLen); err != nil {
+		return Footer{}, false, err
+	}
+	ft, err := decodeFooter(buf)
+	if err != nil {
+		return Footer{}, false, nil
+	}
+	idxLen := int64(ft.IndexCount) * indexEntryLen
+	if ft.BatchesLen+idxLen+footerLen != size {
+		return Footer{}, false, nil
+	}
+	idx := make([]byte, idxLen)
+	if _, err := f.ReadAt(idx, ft.BatchesLen); err != nil && !errors.Is(err, io.EOF) {
+		return Footer{}, false, err
+	}
+	if crc32.Checksum(idx, castagnoli) != ft.IndexCRC {
+		return Footer{}, false, nil
+	}
+	return ft, true, nil
+}

@@ -1,0 +1,73 @@
+package log
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// segment is one segment of a partition log. A segment is active (the
+// last one, taking appends), sealed (index and footer written, waiting for
+// upload) or remote (in the object store and meta, local copy gone).
+type segment struct {
+	base int64  // offset of its first batch; never changes
+	key  string // object key; never changes
+	path string // local file path; never changes
+
+	// The fields below are guarded by the owning Partition's mu.
+	next    int64        // offset after its last batch
+	size    int64        // bytes of the batch region
+	maxTs   int64        // largest batch MaxTimestamp, -1 when none
+	records int64        // records in it
+	index   *sparseIndex // nil once remote
+	sealed  bool
+	remote  bool
+	created time.Time // when its first batch arrived (age-based roll)
+
+	// file is guarded by the owning Partition's fileMu; nil once the local
+	// copy is gone (or for a segment known only from meta).
+	file *os.File
+}
+
+// segmentFileName is the local file name of the segment starting at base.
+func segmentFileName(base int64) string { return fmt.Sprintf("%020d.log", base) }
+
+// ObjectKey is the stable object-store key of a sealed segment.
+func ObjectKey(topicID string, partition int32, base int64) string {
+	return fmt.Sprintf("topics/%s/%d/%020d.seg", topicID, partition, base)
+}
+
+// objectPrefix is the object-store prefix holding one partition's segments.
+func objectPrefix(topicID string, partition int32) string {
+	return fmt.Sprintf("topics/%s/%d/", topicID, partition)
+}
+
+// createSegmentFile creates an empty segment file and makes its directory
+// entry durable, so that a crash never loses a file that took appends.
+func createSegmentFile(dir string, base int64) (*os.File, string, error) {
+	path := filepath.Join(dir, segmentFileName(base))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("log: create segment %s: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return f, path, nil
+}
+
+// syncDir fsyncs a directory so that entries created or removed in it are
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("log: open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("log: fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
