@@ -197,6 +197,7 @@ func BenchmarkReadCached(b *testing.B) {
 		n = readSequential(b, p, hwm)
 	}
 	b.SetBytes(n)
+	b.ReportMetric(float64(hwm)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkReadObjectStore reads sealed segments from a local-directory
@@ -214,4 +215,5 @@ func BenchmarkReadObjectStore(b *testing.B) {
 		n = readSequential(b, p, hwm)
 	}
 	b.SetBytes(n)
+	b.ReportMetric(float64(hwm)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

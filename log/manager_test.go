@@ -689,3 +689,44 @@ func TestReopenCorruptActiveSegment(t *testing.T) {
 		})
 	}
 }
+
+// TestReopenRebuildsBadIndex damages the index of a sealed segment that
+// is still local (not uploaded) and checks that reopening rebuilds it.
+func TestReopenRebuildsBadIndex(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	p := mustPartition(t, m, "t", 0)
+	for i := 0; i < 40; i++ { // many batches: several index entries
+		appendN(t, p, i*5, 1, 5, true)
+	}
+	// Stop the uploader so the sealed segment stays local, then seal it.
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	m.wg.Wait()
+	seg := p.segs[0]
+	if err := p.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	m.closePartitions()
+	m.lock.release()
+	e.m = nil
+	data, err := os.ReadFile(seg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[seg.size+3] ^= 0xff // inside the first index entry
+	if err := os.WriteFile(seg.path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m = e.open()
+	if !strings.Contains(e.logs.String(), "rebuilding it from the batches") {
+		t.Fatalf("rebuild not logged:\n%s", e.logs.String())
+	}
+	p = mustPartition(t, m, "t", 0)
+	waitUploaded(t, m, p)
+	checkSequence(t, readAll(t, p, 0), 0, 200)
+	checkSequence(t, readAll(t, p, 77), 77, 123)
+}

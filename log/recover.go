@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,8 +140,12 @@ func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segme
 	if sealed {
 		idx, err := readIndexFile(f, footer)
 		if err != nil {
-			f.Close()
-			return nil, &CorruptionError{Segment: path, Offset: footer.BatchesLen, Cause: err}
+			// Indexes are disposable: rebuild it from the batches and re-seal.
+			p.m.logger.Warn("sealed segment index is bad; rebuilding it from the batches", "path", path, "err", err)
+			if idx, err = rebuildSealedIndex(f, base, footer); err != nil {
+				f.Close()
+				return nil, err
+			}
 		}
 		s.next, s.size, s.maxTs, s.records = footer.LastOffset+1, footer.BatchesLen, footer.MaxTimestamp, footer.RecordCount
 		s.index, s.sealed = idx, true
@@ -182,11 +187,30 @@ func readIndexFile(f *os.File, footer Footer) (*sparseIndex, error) {
 	if _, err := f.ReadAt(buf, footer.BatchesLen); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	if crc := crc32.Checksum(buf, castagnoli); crc != footer.IndexCRC {
+		return nil, fmt.Errorf("index crc %08x, footer says %08x", crc, footer.IndexCRC)
+	}
 	entries, err := decodeIndex(buf)
 	if err != nil {
 		return nil, err
 	}
 	return newSparseIndexFrom(entries, defaultIndexInterval), nil
+}
+
+// rebuildSealedIndex scans a sealed file's batch region, which must be
+// intact, and rewrites its index and footer.
+func rebuildSealedIndex(f *os.File, base int64, footer Footer) (*sparseIndex, error) {
+	res, err := scanBatches(io.NewSectionReader(f, 0, footer.BatchesLen), base, defaultIndexInterval)
+	if err != nil {
+		return nil, fmt.Errorf("log: rescan %s: %w", f.Name(), err)
+	}
+	if res.Cause != nil || res.ValidBytes != footer.BatchesLen {
+		return nil, &CorruptionError{Segment: f.Name(), Offset: res.ValidBytes, Cause: res.Cause}
+	}
+	if err := sealFile(f, footer.BatchesLen, res.Index, footer); err != nil {
+		return nil, fmt.Errorf("log: re-seal %s: %w", f.Name(), err)
+	}
+	return res.Index, nil
 }
 
 // openActive makes sure the last segment is an unsealed local one, and
