@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamhouse/streamhouse/meta"
 	"github.com/streamhouse/streamhouse/objstore"
+	"github.com/streamhouse/streamhouse/objstore/s3test"
 )
 
 // testEnv is one broker's storage: a data dir, a meta DB, an object store.
@@ -729,4 +730,40 @@ func TestReopenRebuildsBadIndex(t *testing.T) {
 	waitUploaded(t, m, p)
 	checkSequence(t, readAll(t, p, 0), 0, 200)
 	checkSequence(t, readAll(t, p, 77), 77, 123)
+}
+
+// TestOnRealS3 runs roll, upload, read from the store, restart and
+// retention against a real S3-compatible server (versitygw).
+func TestOnRealS3(t *testing.T) {
+	srv := s3test.Start(t)
+	s3, err := objstore.NewS3(context.Background(), srv.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3.Close() })
+	e := newTestEnv(t)
+	e.objects = s3
+	m := e.open()
+	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "2048", ConfigRetentionBytes: "4000"})
+	p := mustPartition(t, m, "t", 0)
+	appendN(t, p, 0, 30, 5, true)
+	waitUploaded(t, m, p)
+	checkSequence(t, readAll(t, p, 0), 0, 150)
+	m = e.reopen()
+	p = mustPartition(t, m, "t", 0)
+	checkSequence(t, readAll(t, p, 0), 0, 150)
+	m.RunHousekeeping(context.Background())
+	ls, _ := p.Offsets()
+	if ls == 0 {
+		t.Fatal("retention did not advance the log start")
+	}
+	checkSequence(t, readAll(t, p, ls), ls, int(150-ls))
+	objs, err := s3.List(context.Background(), objectPrefix(p.topicID, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := e.meta.ListSegments(context.Background(), p.topicID, 0)
+	if len(objs) != len(segs) {
+		t.Fatalf("%d objects in S3 for %d segments in meta", len(objs), len(segs))
+	}
 }
