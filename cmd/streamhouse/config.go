@@ -45,8 +45,15 @@ type Config struct {
 	AWSRegion string
 	// S3PathStyle addresses the bucket in the URL path, not the host name.
 	S3PathStyle bool
-	// KafkaAddr is where the Kafka listener will listen (not served yet).
+	// KafkaAddr is where the Kafka listener listens.
 	KafkaAddr string
+	// KafkaAdvertisedAddr is the host:port Metadata tells clients to use;
+	// empty means the listener's own address.
+	KafkaAdvertisedAddr string
+	// AutoCreateTopics is Kafka's auto.create.topics.enable.
+	AutoCreateTopics bool
+	// MaxRequestBytes is Kafka's socket.request.max.bytes.
+	MaxRequestBytes int64
 	// GRPCAddr is where the gRPC API will listen (not served yet).
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
@@ -129,9 +136,28 @@ func settings() []setting {
 		{flag: "local-storage-path", env: "LOCAL_STORAGE_PATH", usage: "local object store directory",
 			defText: "<data-dir>/objects", def: func(c *Config) string { return filepath.Join(c.DataDir, "objects") },
 			set: func(c *Config, v string) (err error) { c.LocalStoragePath, err = parsePath(v); return }},
-		{flag: "kafka-addr", env: "STREAMHOUSE_KAFKA_ADDR", usage: "Kafka listener address (reserved: not served yet)",
+		{flag: "kafka-addr", env: "STREAMHOUSE_KAFKA_ADDR", usage: "Kafka listener address",
 			defText: ":9092", def: constant(":9092"),
 			set: func(c *Config, v string) error { c.KafkaAddr = v; return checkAddr(v) }},
+		{flag: "kafka-advertised-addr", env: "STREAMHOUSE_KAFKA_ADVERTISED_ADDR", usage: "host:port that Kafka clients are told to connect to (empty: the listener's address)",
+			def: constant(""), set: func(c *Config, v string) error {
+				c.KafkaAdvertisedAddr = v
+				if v == "" {
+					return nil
+				}
+				return checkAddr(v)
+			}},
+		{flag: "auto-create-topics", env: "STREAMHOUSE_AUTO_CREATE_TOPICS", isBool: true, usage: "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)",
+			defText: "true", def: constant("true"),
+			set: func(c *Config, v string) (err error) { c.AutoCreateTopics, err = strconv.ParseBool(v); return }},
+		{flag: "max-request-bytes", env: "STREAMHOUSE_MAX_REQUEST_BYTES", usage: "largest Kafka request frame accepted (socket.request.max.bytes)",
+			defText: "100MiB", def: constant("100MiB"),
+			set: func(c *Config, v string) (err error) {
+				if c.MaxRequestBytes, err = parsePositiveSize(v); err == nil && c.MaxRequestBytes > 1<<31-1 {
+					err = errors.New("must be below 2GiB")
+				}
+				return
+			}},
 		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address (reserved: not served yet)",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},

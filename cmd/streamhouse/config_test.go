@@ -28,6 +28,8 @@ func defaultConfig() Config {
 		LocalStoragePath: "data/objects",
 		AWSRegion:        "us-east-1",
 		KafkaAddr:        ":9092",
+		AutoCreateTopics: true,
+		MaxRequestBytes:  100 << 20,
 		GRPCAddr:         ":50051",
 		HTTPAddr:         ":8080",
 		LogFormat:        "text",

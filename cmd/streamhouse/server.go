@@ -152,14 +152,21 @@ func (b *broker) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return b.startFronts(ctx, b.newFronts())
+	fronts, err := b.newFronts()
+	if err != nil {
+		return err
+	}
+	return b.startFronts(ctx, fronts)
 }
 
-// newFronts builds the network fronts, in start order. None is served yet:
-// the Kafka listener will be built here from cfg.KafkaAddr, b.logs, b.meta,
-// b.logger and b.reg, and the gRPC API likewise from cfg.GRPCAddr.
-func (b *broker) newFronts() []front {
-	return nil
+// newFronts builds the network fronts, in start order: the Kafka
+// listener; the gRPC API will join it on cfg.GRPCAddr.
+func (b *broker) newFronts() ([]front, error) {
+	k, err := b.newKafkaFront()
+	if err != nil {
+		return nil, err
+	}
+	return []front{k}, nil
 }
 
 // startFronts starts fronts in order, recording each that started so close

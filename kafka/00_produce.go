@@ -1,0 +1,185 @@
+package kafka
+
+// Produce (key 0): versions 3-13.
+//
+// Each partition's bytes (one Kafka RecordBatch v2, any codec) are handed
+// to Partition.Append, which validates them (framing, CRC-32C, every
+// record), assigns offsets and stores them untouched. Errors are per
+// partition and never fail the rest of the request:
+// UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID at v13), CORRUPT_MESSAGE
+// (bad CRC, length or records), INVALID_RECORD (bad magic, a record count
+// that does not match the records, more than one batch, a transactional
+// batch), MESSAGE_TOO_LARGE (over max.message.bytes),
+// OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH (idempotent
+// producers, see log/producer.go), INVALID_REQUIRED_ACKS.
+//
+// Durability follows DESIGN.md: acks=-1 appends with Sync (answered after
+// fsync); acks=1 answers once the bytes reached the OS; acks=0 sends no
+// response at all, and, as Kafka does, closes the connection when any
+// partition failed so that the client refreshes its metadata. With acks=-1
+// the partitions of one request are appended concurrently so their fsyncs
+// overlap; otherwise in request order.
+//
+// An idempotent retry of one of a producer's last five batches is answered
+// with the original batch's offsets and nothing is written.
+// LogAppendTime is the broker time stamped on the batch for topics with
+// message.timestamp.type=LogAppendTime, else -1.
+//
+// Transactions are not supported: a request with a TransactionID gets
+// INVALID_REQUEST for every partition (InitProducerId refuses
+// transactional IDs, so stock clients never get here).
+//
+// Version notes:
+//   - v3: RecordBatch v2 only (older message formats are not served).
+//   - v5: LogStartOffset. v8: ErrorMessage (ErrorRecords left empty).
+//   - v9: flexible. v10-v11: CurrentLeader/NodeEndpoints tags are only
+//     for NOT_LEADER_OR_FOLLOWER, which one broker never answers.
+//   - v12: same as v11 for non-transactional producers.
+//   - v13: topics by ID.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/log"
+	"github.com/streamhouse/streamhouse/meta"
+)
+
+// produceJob is one partition's part of a produce request.
+type produceJob struct {
+	part    *log.Partition
+	records []byte
+	out     *kmsg.ProduceResponseTopicPartition
+}
+
+func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.body.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	preErr := int16(0)
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		preErr = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil:
+		preErr = kerr.InvalidRequest.Code
+	}
+	var byID map[[16]byte]meta.Topic
+	if req.Version >= 13 {
+		byID = s.topicsByID()
+	}
+	var jobs []produceJob
+	failed := false
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		st := &resp.Topics[i]
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, topicErr := rt.Topic, preErr
+		if req.Version >= 13 {
+			t, ok := byID[rt.TopicID]
+			name = t.Name
+			if !ok && topicErr == 0 {
+				topicErr = kerr.UnknownTopicID.Code
+			}
+		}
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			sp := &st.Partitions[j]
+			sp.Default()
+			sp.Partition, sp.BaseOffset = rp.Partition, -1
+			if topicErr != 0 {
+				sp.ErrorCode, failed = topicErr, true
+				continue
+			}
+			p, err := s.cfg.Log.Partition(name, rp.Partition)
+			if err == nil {
+				err = checkProduceBatches(rp.Records)
+			}
+			if err != nil {
+				s.setProduceError(sp, err, req.Version)
+				failed = true
+				continue
+			}
+			jobs = append(jobs, produceJob{part: p, records: rp.Records, out: sp})
+		}
+	}
+	if s.runProduce(ctx, jobs, req.Acks, req.Version) {
+		failed = true
+	}
+	if req.Acks == 0 {
+		if failed {
+			return nil, errCloseConn
+		}
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// runProduce appends the jobs (concurrently for acks=-1) and fills their
+// responses. It reports whether any failed.
+func (s *Server) runProduce(ctx context.Context, jobs []produceJob, acks, version int16) bool {
+	durable := acks == -1
+	failed := make([]bool, len(jobs))
+	run := func(i int) {
+		j := jobs[i]
+		res, err := j.part.Append(ctx, j.records, log.AppendOptions{Sync: durable})
+		if err != nil {
+			s.setProduceError(j.out, err, version)
+			failed[i] = true
+			return
+		}
+		j.out.BaseOffset, j.out.LogAppendTime, j.out.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
+	}
+	if durable && len(jobs) > 1 {
+		var wg sync.WaitGroup
+		for i := range jobs {
+			wg.Go(func() { run(i) })
+		}
+		wg.Wait()
+	} else {
+		for i := range jobs {
+			run(i)
+		}
+	}
+	for _, f := range failed {
+		if f {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error, version int16) {
+	sp.ErrorCode = errorCode(err)
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+	if version >= 8 {
+		sp.ErrorMessage = errorMessage(err)
+	}
+	if sp.ErrorCode == kerr.UnknownServerError.Code || sp.ErrorCode == kerr.KafkaStorageError.Code {
+		s.logger.Error("produce failed", "err", err)
+	}
+}
+
+// batchAttrTransactional is the transactional bit of a RecordBatch's
+// attributes (Kafka's format, never changes).
+const batchAttrTransactional = 0x10
+
+// checkProduceBatches enforces what Kafka asks of a v3+ produce beyond
+// what the log validates: exactly one batch, not transactional. Damage
+// (short or bad frames) is left to the log to report.
+func checkProduceBatches(records []byte) error {
+	batches, err := log.SplitBatches(records)
+	if err != nil || len(batches) == 0 {
+		return nil
+	}
+	if len(batches) > 1 {
+		return fmt.Errorf("%w: %d record batches; produce v3+ allows exactly one per partition", log.ErrInvalidBatch, len(batches))
+	}
+	if b := batches[0]; len(b) >= 23 && binary.BigEndian.Uint16(b[21:])&batchAttrTransactional != 0 {
+		return fmt.Errorf("%w: transactional batches are not supported", log.ErrInvalidBatch)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package kafka
+
+// ListOffsets (key 2): versions 1-6.
+//
+// Per partition, by Timestamp:
+//   - -2 (earliest): the log start offset;
+//   - -1 (latest): the high watermark (also for read_committed: without
+//     transactions the last stable offset is the high watermark);
+//   - >= 0: the earliest offset whose record timestamp is at least it,
+//     with that record's timestamp (Partition.OffsetForTimestamp); when
+//     every record is older, offset -1 and timestamp -1, as Kafka answers;
+//   - any other negative value: INVALID_REQUEST.
+//
+// Timestamp -1 and -2 answer timestamp -1. The leader epoch is always 0.
+// CurrentLeaderEpoch other than -1 and 0 gets FENCED_LEADER_EPOCH /
+// UNKNOWN_LEADER_EPOCH.
+//
+// Version notes:
+//   - v0 (old-style offset lists) is not served: no current client needs
+//     it and Kafka 4 dropped it too.
+//   - v2: isolation level (same answer). v4: leader epochs. v5: no change
+//     for us. v6: flexible.
+//   - v7+ is not served: v7 adds -3 (the record with the largest
+//     timestamp), which the log cannot answer without reading the whole
+//     partition (see UNSUPPORTED.md); v8-v11 build on it.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Special ListOffsets timestamps.
+const (
+	listLatest   = -1
+	listEarliest = -2
+)
+
+func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.body.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		st := &resp.Topics[i]
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			sp := &st.Partitions[j]
+			sp.Default()
+			sp.Partition = rp.Partition
+			s.listOffset(ctx, rt.Topic, rp, sp)
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+	p, err := s.cfg.Log.Partition(topic, rp.Partition)
+	if err != nil {
+		sp.ErrorCode = errorCode(err)
+		return
+	}
+	if code := epochCode(rp.CurrentLeaderEpoch); code != 0 {
+		sp.ErrorCode = code
+		return
+	}
+	sp.LeaderEpoch = leaderEpoch
+	switch ts := rp.Timestamp; {
+	case ts == listEarliest:
+		sp.Offset, _ = p.Offsets()
+	case ts == listLatest:
+		_, sp.Offset = p.Offsets()
+	case ts >= 0:
+		off, at, found, err := p.OffsetForTimestamp(ctx, ts)
+		if err != nil {
+			sp.ErrorCode = errorCode(err)
+			sp.LeaderEpoch = -1
+			return
+		}
+		if found {
+			sp.Offset, sp.Timestamp = off, at
+		}
+	default:
+		sp.ErrorCode = kerr.InvalidRequest.Code
+		sp.LeaderEpoch = -1
+	}
+}

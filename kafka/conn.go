@@ -1,0 +1,226 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Its reader goroutine reads a frame,
+// decodes it, runs the handler and queues the encoded response; its writer
+// goroutine writes queued responses. Requests are handled one at a time in
+// arrival order (as Kafka does: an idempotent producer's pipelined produce
+// requests must be appended in order), so responses leave in correlation
+// order; reading the next request overlaps writing the previous response.
+// The queue holds at most maxInFlight responses.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+	out    chan []byte   // encoded response frames; closed by the reader
+	done   chan struct{} // closed when both goroutines have exited
+
+	closeOnce sync.Once
+	running   atomic.Int32 // goroutines still running; the last closes done
+}
+
+// request is one decoded request.
+type request struct {
+	key, version  int16
+	correlationID int32
+	clientID      *string
+	body          kmsg.Request
+	received      time.Time
+}
+
+// errCloseConn asks the reader to close the connection quietly (e.g. an
+// acks=0 produce that failed, to make the client refresh its metadata).
+var errCloseConn = errors.New("kafka: close connection")
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), ctx: ctx, cancel: cancel,
+		out: make(chan []byte, maxInFlight), done: make(chan struct{})}
+	c.running.Store(2)
+	return c
+}
+
+// exit is deferred by both goroutines.
+func (c *conn) exit() {
+	c.s.wg.Done()
+	if c.running.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+// close cancels handlers and closes the socket, which ends both loops.
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.nc.Close()
+	})
+}
+
+// readLoop reads and serves requests until the client goes away, a frame
+// is bad, or the server closes. Closing out then lets the writer flush the
+// responses already queued before it closes the socket.
+func (c *conn) readLoop() {
+	defer c.exit()
+	defer close(c.out)
+	defer c.s.forget(c)
+	for {
+		frame, err := c.readFrame()
+		if err != nil {
+			c.logClose("read", err)
+			return
+		}
+		resp, err := c.handleFrame(frame)
+		if err != nil {
+			c.logClose("handle", err)
+			return
+		}
+		if resp == nil {
+			continue
+		}
+		select {
+		case c.out <- resp:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) logClose(stage string, err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errCloseConn), c.ctx.Err() != nil:
+		c.s.logger.Debug("kafka connection closed", "remote", c.remote, "stage", stage, "err", err)
+	default:
+		c.s.logger.Info("kafka connection closed", "remote", c.remote, "stage", stage, "err", err)
+	}
+}
+
+// writeLoop writes queued responses in order, then closes the socket.
+func (c *conn) writeLoop() {
+	defer c.exit()
+	defer c.close()
+	for b := range c.out {
+		if c.ctx.Err() != nil {
+			continue // drain until the reader closes out
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := c.nc.Write(b); err != nil {
+			c.logClose("write", err)
+			c.close()
+		}
+	}
+}
+
+// readFrame reads one size-prefixed frame. The size is checked against
+// MaxRequestBytes before the frame is allocated.
+func (c *conn) readFrame() ([]byte, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(hdr[:]))
+	if size < minHeaderLen || size > c.s.cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("kafka: frame of %d bytes outside [%d, %d]", size, minHeaderLen, c.s.cfg.MaxRequestBytes)
+	}
+	frame := make([]byte, size)
+	if _, err := io.ReadFull(c.nc, frame); err != nil {
+		return nil, fmt.Errorf("kafka: truncated frame: %w", err)
+	}
+	return frame, nil
+}
+
+// minHeaderLen is the smallest request header: api key, version,
+// correlation ID and a null client ID.
+const minHeaderLen = 2 + 2 + 4 + 2
+
+// handleFrame decodes and serves one frame. It returns the encoded
+// response frame (nil for none) or an error that closes the connection.
+func (c *conn) handleFrame(frame []byte) ([]byte, error) {
+	r := kbin.Reader{Src: frame}
+	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now()}
+	req.clientID = r.NullableString()
+	if !r.Ok() {
+		return nil, errors.New("kafka: bad request header")
+	}
+	a, ok := c.s.apis[req.key]
+	if !ok {
+		return nil, fmt.Errorf("kafka: unknown api key %d", req.key)
+	}
+	if req.key == apiVersionsKey && req.version > a.max {
+		// KIP-511: answer in v0 format whatever the client speaks.
+		return encodeResponse(req.correlationID, req.key, c.s.apiVersionsUnsupported()), nil
+	}
+	if req.version < a.min || req.version > a.max {
+		return nil, fmt.Errorf("kafka: api key %d version %d outside [%d, %d]", req.key, req.version, a.min, a.max)
+	}
+	body := kmsg.RequestForKey(req.key)
+	body.SetVersion(req.version)
+	if body.IsFlexible() {
+		skipTags(&r)
+		if !r.Ok() {
+			return nil, errors.New("kafka: bad tagged fields in request header")
+		}
+	}
+	if err := body.ReadFrom(r.Src); err != nil {
+		return nil, fmt.Errorf("kafka: decode api key %d v%d: %w", req.key, req.version, err)
+	}
+	req.body = body
+	resp, err := c.serve(a, req)
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	return encodeResponse(req.correlationID, req.key, resp), nil
+}
+
+// serve runs a handler, turning a panic into an error that closes this
+// connection only.
+func (c *conn) serve(a api, req *request) (resp kmsg.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.logger.Error("kafka handler panicked; closing the connection",
+				"api_key", req.key, "version", req.version, "remote", c.remote,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("kafka: handler for api key %d panicked: %v", req.key, p)
+		}
+	}()
+	return a.handle(c.s, c.ctx, req)
+}
+
+// skipTags skips a tagged-field section (KIP-482).
+func skipTags(r *kbin.Reader) {
+	for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
+		r.Uvarint() // tag
+		r.Span(int(r.Uvarint()))
+	}
+}
+
+// encodeResponse frames a response: size, correlation ID, the empty
+// tagged-field section of a flexible header (never for ApiVersions, whose
+// response header stays v0 so that any client can read it), then the body.
+func encodeResponse(correlationID int32, key int16, resp kmsg.Response) []byte {
+	b := make([]byte, 8, 64)
+	binary.BigEndian.PutUint32(b[4:], uint32(correlationID))
+	if resp.IsFlexible() && key != apiVersionsKey {
+		b = append(b, 0)
+	}
+	b = resp.AppendTo(b)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}

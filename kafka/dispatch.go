@@ -1,0 +1,50 @@
+package kafka
+
+import (
+	"context"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handlerFunc serves one decoded request. A nil response sends nothing
+// (acks=0 produce); an error closes the connection.
+type handlerFunc func(s *Server, ctx context.Context, req *request) (kmsg.Response, error)
+
+// api is one dispatch-table entry: the versions served and the handler.
+type api struct {
+	min, max int16
+	handle   handlerFunc
+}
+
+// apiVersionsKey is ApiVersions' key; the connection treats it specially
+// (KIP-511 answers, v0 response header).
+const apiVersionsKey = 18
+
+// dispatchTable returns the dispatch table: API key -> versions served
+// and handler. ApiVersions advertises exactly this table. Each Server
+// builds it once in New and never modifies it (a function rather than a
+// package variable because ApiVersions' handler reads the table).
+// Version ranges are explained in each handler's file and UNSUPPORTED.md.
+func dispatchTable() map[int16]api {
+	return map[int16]api{
+		0:  {3, 13, (*Server).handleProduce},
+		1:  {4, 18, (*Server).handleFetch},
+		2:  {1, 6, (*Server).handleListOffsets},
+		3:  {0, 13, (*Server).handleMetadata},
+		18: {0, 5, (*Server).handleAPIVersions},
+		19: {0, 7, (*Server).handleCreateTopics},
+		20: {0, 6, (*Server).handleDeleteTopics},
+		22: {0, 5, (*Server).handleInitProducerID},
+	}
+}
+
+// apiVersionsKeys lists a table for ApiVersions, sorted by key.
+func apiVersionsKeys(apis map[int16]api) []kmsg.ApiVersionsResponseApiKey {
+	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))
+	for k, a := range apis {
+		keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: a.min, MaxVersion: a.max})
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ApiKey < keys[j].ApiKey })
+	return keys
+}

@@ -1,0 +1,63 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/log"
+	"github.com/streamhouse/streamhouse/meta"
+)
+
+// errorCode maps a Go error from log or meta to a Kafka error code. This
+// is the only place Go errors become protocol errors.
+func errorCode(err error) int16 {
+	var corrupt *log.CorruptionError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, log.ErrUnknownTopic), errors.Is(err, log.ErrUnknownPartition),
+		errors.Is(err, meta.ErrTopicNotFound), errors.Is(err, meta.ErrPartitionRange):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, log.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, log.ErrInvalidBatch):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, log.ErrMessageTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, log.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, log.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, log.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, log.ErrTopicExists), errors.Is(err, meta.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, log.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, log.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, meta.ErrInvalid):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, log.ErrClosed):
+		// The topic was deleted or the broker is stopping: make the
+		// client refresh its metadata and retry.
+		return kerr.NotLeaderForPartition.Code
+	case errors.As(err, &corrupt), errors.Is(err, log.ErrSegmentMissing), errors.Is(err, log.ErrCorruptSegment):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is the text for a response's ErrorMessage field, nil for
+// no error.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,262 @@
+// Package kafka is StreamHouse's Kafka wire-protocol front: a TCP listener
+// that frames requests, decodes them with franz-go's kmsg, answers them from
+// the partition logs (package log) and the metadata store (package meta),
+// and encodes the responses. Each API key has one file named after it
+// (00_produce.go, 01_fetch.go, ...) and one entry in the dispatch table
+// (dispatch.go). Go errors from log and meta become Kafka error codes only
+// here (errors.go). Fields the handlers knowingly ignore are listed in
+// UNSUPPORTED.md.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/log"
+	"github.com/streamhouse/streamhouse/meta"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
+	DefaultMaxRequestBytes = 100 << 20
+	// DefaultIdleTimeout is Kafka's connections.max.idle.ms default.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics asking for -1 (Kafka's num.partitions default).
+	DefaultPartitions = 1
+	// DefaultMaxTopicPartitions caps the partition count CreateTopics
+	// accepts: every partition costs a directory, an open file and meta
+	// rows, created synchronously.
+	DefaultMaxTopicPartitions = 10000
+	// DefaultClusterID is reported when Config.ClusterID is empty.
+	DefaultClusterID = "streamhouse"
+	// maxInFlight bounds the responses queued per connection: a client
+	// that stops reading stalls its own connection, not the broker.
+	maxInFlight = 32
+	// writeTimeout bounds one response write.
+	writeTimeout = 30 * time.Second
+)
+
+// Config is everything a Server needs. Log and Meta are required.
+type Config struct {
+	// Addr is the listen address (e.g. ":9092"); informational, the
+	// caller passes the listener to Serve.
+	Addr string
+	// AdvertisedHost and AdvertisedPort are what Metadata tells clients to
+	// connect to. Empty/zero: the listener's address (its host, or the
+	// machine's host name when it listens on every interface).
+	AdvertisedHost string
+	AdvertisedPort int32
+	// MaxRequestBytes caps a request frame; larger ones close the
+	// connection before anything is allocated for them.
+	MaxRequestBytes int32
+	// IdleTimeout closes connections that send nothing for that long.
+	IdleTimeout time.Duration
+	// Log holds the partitions; Meta allocates producer IDs.
+	Log  *log.Manager
+	Meta meta.Store
+	// Logger receives connection and handler logs; nil discards them.
+	Logger *slog.Logger
+	// AutoCreateTopics is auto.create.topics.enable: Metadata creates
+	// unknown topics with DefaultPartitions partitions when the request
+	// allows it.
+	AutoCreateTopics  bool
+	DefaultPartitions int32
+	// MaxTopicPartitions caps CreateTopics' partition count; larger asks
+	// get INVALID_PARTITIONS.
+	MaxTopicPartitions int32
+	ClusterID          string
+	NodeID             int32
+}
+
+// Server is one broker's Kafka listener. Serve may be called for several
+// listeners; Close stops them all.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	ctx    context.Context // cancelled by Close; parent of every handler's
+	cancel context.CancelFunc
+	// apis is the dispatch table and apiKeys its ApiVersions listing;
+	// both are built by New and never modified.
+	apis    map[int16]api
+	apiKeys []kmsg.ApiVersionsResponseApiKey
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	advHost   string
+	advPort   int32
+
+	// wg counts connection goroutines; Close waits for it.
+	wg sync.WaitGroup
+}
+
+// New checks cfg, fills in defaults and returns a Server ready to Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Log == nil || cfg.Meta == nil {
+		return nil, errors.New("kafka: Config needs Log and Meta")
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = DefaultPartitions
+	}
+	if cfg.MaxTopicPartitions <= 0 {
+		cfg.MaxTopicPartitions = DefaultMaxTopicPartitions
+	}
+	if cfg.ClusterID == "" {
+		cfg.ClusterID = DefaultClusterID
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	apis := dispatchTable()
+	return &Server{
+		cfg: cfg, logger: cfg.Logger.With("component", "kafka"), ctx: ctx, cancel: cancel,
+		apis: apis, apiKeys: apiVersionsKeys(apis),
+		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
+	}, nil
+}
+
+// Serve accepts connections on l until Close; it then returns nil. Other
+// accept errors are returned (temporary ones are retried).
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.adoptAdvertisedLocked(l.Addr())
+	s.mu.Unlock()
+	s.logger.Info("kafka listener serving", "addr", l.Addr().String())
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("kafka: accept: %w", err)
+		}
+		backoff = 0
+		s.serveConn(nc)
+	}
+}
+
+// adoptAdvertisedLocked fills in the advertised host and port from the
+// first listener when the config left them empty.
+func (s *Server) adoptAdvertisedLocked(a net.Addr) {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return
+	}
+	if s.advHost == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			if h, err := os.Hostname(); err == nil {
+				host = h
+			}
+		}
+		s.advHost = host
+	}
+	if s.advPort == 0 {
+		if p, err := strconv.Atoi(port); err == nil {
+			s.advPort = int32(p)
+		}
+	}
+}
+
+// advertised returns the host and port clients are told to use.
+func (s *Server) advertised() (string, int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.advHost, s.advPort
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// serveConn starts a connection's reader and writer and returns the
+// connection (the fuzz test closes it and waits for c.done).
+func (s *Server) serveConn(nc net.Conn) *conn {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		close(c.done) // no goroutine was started
+		return c
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.readLoop()
+	go c.writeLoop()
+	return c
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops accepting, closes every listener and connection, cancels
+// in-flight handlers (long-polling fetches return at once) and waits for
+// every connection goroutine to exit. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	var err error
+	for l := range s.listeners {
+		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	return err
+}
