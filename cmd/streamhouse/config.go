@@ -54,7 +54,7 @@ type Config struct {
 	AutoCreateTopics bool
 	// MaxRequestBytes is Kafka's socket.request.max.bytes.
 	MaxRequestBytes int64
-	// GRPCAddr is where the gRPC API will listen (not served yet).
+	// GRPCAddr is where the gRPC API listens.
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
 	HTTPAddr string
@@ -158,7 +158,7 @@ func settings() []setting {
 				}
 				return
 			}},
-		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address (reserved: not served yet)",
+		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},
 		{flag: "http-addr", env: "STREAMHOUSE_HTTP_ADDR", usage: "HTTP address for /metrics, /healthz, /readyz",

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/streamhouse/streamhouse/grpcapi"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 	"github.com/streamhouse/streamhouse/objstore"
@@ -160,13 +161,16 @@ func (b *broker) start(ctx context.Context) error {
 }
 
 // newFronts builds the network fronts, in start order: the Kafka
-// listener; the gRPC API will join it on cfg.GRPCAddr.
+// listener, then the gRPC API. They stop in reverse order.
 func (b *broker) newFronts() ([]front, error) {
 	k, err := b.newKafkaFront()
 	if err != nil {
 		return nil, err
 	}
-	return []front{k}, nil
+	g := grpcapi.New(grpcapi.Config{
+		Log: b.logs, Meta: b.meta, Logger: b.logger.With("component", "grpc"), Addr: b.cfg.GRPCAddr,
+	})
+	return []front{k, g}, nil
 }
 
 // startFronts starts fronts in order, recording each that started so close
