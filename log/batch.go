@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 
 	"github.com/twmb/franz-go/pkg/kbin"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Kafka RecordBatch v2 header layout (big-endian). These are Kafka's wire
@@ -189,15 +188,21 @@ func badCounts(h BatchHeader) string {
 // framing, magic, CRC-32C, record count, and that the records really decode
 // and number NumRecords, with offset deltas 0, 1, 2... and (for create
 // time) no timestamp above the header's MaxTimestamp. Compressed records
-// are decompressed to check them (kgo's decompressor caps that at
-// math.MaxInt32 bytes). Errors are *BatchError. Uncompressed batches are
-// checked without allocating; this is the produce hot path.
+// are decompressed to check them, into a pooled buffer; records that
+// decompress past maxDecompressedBatch are corrupt. Errors are *BatchError.
+// Uncompressed batches are checked without allocating; this is the produce
+// hot path.
 func ValidateBatch(b []byte) (BatchHeader, error) {
 	h, err := checkFrame(b)
 	if err != nil {
 		return h, err
 	}
-	region, err := recordsRegion(b, h)
+	var scratch *[]byte // the records are only walked, never kept
+	if h.Codec() != CodecNone {
+		scratch = recordsDecompressor.getScratch()
+		defer recordsDecompressor.putScratch(scratch)
+	}
+	region, err := recordsRegion(scratch, b, h)
 	if err != nil {
 		return h, err
 	}
@@ -218,8 +223,10 @@ func ValidateBatch(b []byte) (BatchHeader, error) {
 }
 
 // recordsRegion returns the records bytes of a framed batch, decompressed
-// if need be. For CodecNone it is a sub-slice of b.
-func recordsRegion(b []byte, h BatchHeader) ([]byte, error) {
+// if need be. For CodecNone it is a sub-slice of b. Otherwise it is
+// decompressed into *scratch, which it may grow, or with scratch nil into
+// a new slice that the caller owns.
+func recordsRegion(scratch *[]byte, b []byte, h BatchHeader) ([]byte, error) {
 	c := h.Codec()
 	if c == CodecNone {
 		return b[batchHeaderLen:], nil
@@ -227,9 +234,16 @@ func recordsRegion(b []byte, h BatchHeader) ([]byte, error) {
 	if c > CodecZstd {
 		return nil, corruptf("unknown compression codec %d", c)
 	}
-	out, err := decompressor.Decompress(b[batchHeaderLen:], kgo.CompressionCodecType(c))
+	var dst []byte
+	if scratch != nil {
+		dst = (*scratch)[:0]
+	}
+	out, err := recordsDecompressor.decompress(dst, b[batchHeaderLen:], c)
 	if err != nil {
-		return nil, corruptf("decompress %s records: %v", c, err)
+		return nil, err
+	}
+	if scratch != nil {
+		*scratch = out
 	}
 	return out, nil
 }
