@@ -7,6 +7,9 @@
 // list); a flag wins over its variable, which wins over the default. With
 // no settings at all the broker keeps everything under ./data.
 //
+// `streamhouse bench` is a load generator and checker for any Kafka broker
+// (see bench.go).
+//
 // Exit codes: 0 after a clean shutdown on SIGINT or SIGTERM, 1 when the
 // broker fails to start or fails while running, 2 for bad configuration.
 package main
@@ -37,6 +40,9 @@ func main() {
 // mainCode runs the broker with the given arguments and environment and
 // returns the process exit code.
 func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return benchMain(args[1:], stdout, stderr)
+	}
 	cfg, err := LoadConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		Usage(stdout)

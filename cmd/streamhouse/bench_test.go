@@ -1,0 +1,90 @@
+package main
+
+import (
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBenchPayload(t *testing.T) {
+	b := make([]byte, 100)
+	fillPayload(b, 42, 1234)
+	seq, sent, ok := checkPayload(b)
+	if !ok || seq != 42 || sent != 1234 {
+		t.Fatalf("round trip: %d %d %v", seq, sent, ok)
+	}
+	for _, i := range []int{0, 9, 50, 99} {
+		c := append([]byte(nil), b...)
+		c[i] ^= 1
+		if _, _, ok := checkPayload(c); ok {
+			t.Fatalf("flipped byte %d not detected", i)
+		}
+	}
+	if _, _, ok := checkPayload(b[:20]); ok {
+		t.Fatal("short payload accepted")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"defaults", nil, true},
+		{"all set", []string{"--brokers=a:1,b:2", "--records=10", "--size=24", "--partitions=2", "--acks=1", "--compression=zstd", "--rate=5"}, true},
+		{"small size", []string{"--size=10"}, false},
+		{"bad acks", []string{"--acks=2"}, false},
+		{"bad codec", []string{"--compression=brotli"}, false},
+		{"no records", []string{"--records=0"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseBenchFlags(c.args, io.Discard)
+			if (err == nil) != c.ok {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	d := make([]time.Duration, 1000)
+	for i := range d {
+		d[i] = time.Duration(i)
+	}
+	if p := percentile(d, 50); p != 499 {
+		t.Fatalf("p50 = %v", p)
+	}
+	if p := percentile(d, 99.9); p != 998 {
+		t.Fatalf("p99.9 = %v", p)
+	}
+	if p := percentile(nil, 50); p != 0 {
+		t.Fatalf("empty = %v", p)
+	}
+}
+
+// TestBenchAgainstBroker runs `streamhouse bench` (franz-go producer and
+// consumers) against the broker binary, over the Kafka front, and checks
+// that it verified every record.
+func TestBenchAgainstBroker(t *testing.T) {
+	p := startBroker(t, nil, localArgs(t.TempDir())...)
+	p.ready(t)
+	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
+	if !ok {
+		t.Fatalf("no kafka listening line:\n%s", p.out.String())
+	}
+	kafkaAddr := rec.str("addr")
+	for _, acks := range []string{"-1", "1"} {
+		out, err := exec.Command(binary(t), "bench", "--brokers", kafkaAddr, "--records", "20000",
+			"--size", "64", "--partitions", "3", "--acks", acks, "--compression", "lz4", "--timeout", "2m").CombinedOutput()
+		if err != nil {
+			t.Fatalf("bench acks=%s: %v\n%s", acks, err, out)
+		}
+		if !strings.Contains(string(out), "verify: OK: received 20000, missing 0, duplicates 0") {
+			t.Fatalf("bench acks=%s did not verify:\n%s", acks, out)
+		}
+	}
+	p.stop(t)
+}
