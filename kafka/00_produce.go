@@ -14,7 +14,8 @@ package kafka
 // producers, see log/producer.go), INVALID_REQUIRED_ACKS.
 //
 // Durability follows DESIGN.md: acks=-1 appends with Sync (answered after
-// fsync); acks=1 answers once the bytes reached the OS; acks=0 sends no
+// fsync) unless Config.NoFsyncOnAcksAll selects Kafka's own default policy
+// (answer once written; the background flush syncs); acks=1 answers once the bytes reached the OS; acks=0 sends no
 // response at all, and, as Kafka does, closes the connection when any
 // partition failed so that the client refreshes its metadata. With acks=-1
 // the partitions of one request are appended concurrently so their fsyncs
@@ -121,7 +122,7 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 // runProduce appends the jobs (concurrently for acks=-1) and fills their
 // responses. It reports whether any failed.
 func (s *Server) runProduce(ctx context.Context, jobs []produceJob, acks, version int16) bool {
-	durable := acks == -1
+	durable := acks == -1 && !s.cfg.NoFsyncOnAcksAll
 	failed := make([]bool, len(jobs))
 	run := func(i int) {
 		j := jobs[i]

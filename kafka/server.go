@@ -77,6 +77,10 @@ type Config struct {
 	MaxTopicPartitions int32
 	ClusterID          string
 	NodeID             int32
+	// NoFsyncOnAcksAll answers acks=-1 once the batch reached the OS, like
+	// Kafka's default (no fsync before acking), instead of after fsync.
+	// For like-for-like benchmarks; it weakens the durability contract.
+	NoFsyncOnAcksAll bool
 }
 
 // Server is one broker's Kafka listener. Serve may be called for several

@@ -54,6 +54,9 @@ type Config struct {
 	AutoCreateTopics bool
 	// MaxRequestBytes is Kafka's socket.request.max.bytes.
 	MaxRequestBytes int64
+	// FsyncAcksAll makes acks=all answer only after fsync (the default and
+	// the durability contract); false matches Kafka's default policy.
+	FsyncAcksAll bool
 	// GRPCAddr is where the gRPC API listens.
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
@@ -150,6 +153,9 @@ func settings() []setting {
 		{flag: "auto-create-topics", env: "STREAMHOUSE_AUTO_CREATE_TOPICS", isBool: true, usage: "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)",
 			defText: "true", def: constant("true"),
 			set: func(c *Config, v string) (err error) { c.AutoCreateTopics, err = strconv.ParseBool(v); return }},
+		{flag: "fsync-acks-all", env: "STREAMHOUSE_FSYNC_ACKS_ALL", isBool: true, usage: "answer acks=all only after fsync; false answers once written, like Kafka's default (weaker durability, for comparisons)",
+			defText: "true", def: constant("true"),
+			set: func(c *Config, v string) (err error) { c.FsyncAcksAll, err = strconv.ParseBool(v); return }},
 		{flag: "max-request-bytes", env: "STREAMHOUSE_MAX_REQUEST_BYTES", usage: "largest Kafka request frame accepted (socket.request.max.bytes)",
 			defText: "100MiB", def: constant("100MiB"),
 			set: func(c *Config, v string) (err error) {

@@ -29,6 +29,7 @@ func defaultConfig() Config {
 		AWSRegion:        "us-east-1",
 		KafkaAddr:        ":9092",
 		AutoCreateTopics: true,
+		FsyncAcksAll:     true,
 		MaxRequestBytes:  100 << 20,
 		GRPCAddr:         ":50051",
 		HTTPAddr:         ":8080",
