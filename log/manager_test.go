@@ -323,18 +323,11 @@ func TestReopenUploadsSealedLeftovers(t *testing.T) {
 	mustCreate(t, m, "t", 1, nil)
 	p := mustPartition(t, m, "t", 0)
 	appendN(t, p, 0, 3, 4, true)
-	// Stop the uploader first so the sealed segment stays local.
-	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
-	close(m.stop)
-	m.wg.Wait()
+	stopBackground(m) // so the sealed segment stays local
 	if err := p.Roll(); err != nil {
 		t.Fatal(err)
 	}
-	m.closePartitions()
-	m.lock.release()
-	e.m = nil
+	closeWithoutUploads(e, m)
 
 	m = e.open()
 	p = mustPartition(t, m, "t", 0)
@@ -701,19 +694,12 @@ func TestReopenRebuildsBadIndex(t *testing.T) {
 	for i := 0; i < 40; i++ { // many batches: several index entries
 		appendN(t, p, i*5, 1, 5, true)
 	}
-	// Stop the uploader so the sealed segment stays local, then seal it.
-	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
-	close(m.stop)
-	m.wg.Wait()
+	stopBackground(m) // so the sealed segment stays local
 	seg := p.segs[0]
 	if err := p.Roll(); err != nil {
 		t.Fatal(err)
 	}
-	m.closePartitions()
-	m.lock.release()
-	e.m = nil
+	closeWithoutUploads(e, m)
 	data, err := os.ReadFile(seg.path)
 	if err != nil {
 		t.Fatal(err)
@@ -766,4 +752,22 @@ func TestOnRealS3(t *testing.T) {
 	if len(objs) != len(segs) {
 		t.Fatalf("%d objects in S3 for %d segments in meta", len(objs), len(segs))
 	}
+}
+
+// stopBackground stops the uploader and housekeeper of m, leaving its
+// partitions open, so that a test can seal segments that stay local.
+func stopBackground(m *Manager) {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	close(m.stop)
+	m.wg.Wait()
+}
+
+// closeWithoutUploads finishes what stopBackground began: it closes the
+// partitions and releases the directory lock, as a crash would leave them.
+func closeWithoutUploads(e *testEnv, m *Manager) {
+	m.closePartitions()
+	m.lock.release()
+	e.m = nil
 }

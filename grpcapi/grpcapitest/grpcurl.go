@@ -1,14 +1,9 @@
 package grpcapitest
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
+
+	"github.com/streamhouse/streamhouse/internal/toolbin"
 )
 
 // GrpcurlVersion is the grpcurl release the tests run; tools/go.mod pins it.
@@ -36,74 +31,5 @@ func Grpcurl(t testing.TB) string {
 }
 
 func findGrpcurl() (string, error) {
-	if p := os.Getenv(EnvGrpcurl); p != "" {
-		if !isExecutable(p) {
-			return "", fmt.Errorf("%s=%s is not an executable file", EnvGrpcurl, p)
-		}
-		return p, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory to build it in: %w", err)
-	}
-	cached := filepath.Join(cache, "streamhouse", "grpcurl-"+GrpcurlVersion)
-	if isExecutable(cached) {
-		return cached, nil
-	}
-	if err := buildTool(cached, grpcurlPkg); err != nil {
-		return "", fmt.Errorf("building it failed: %w", err)
-	}
-	return cached, nil
-}
-
-// buildTool compiles pkg from the tools module into dst. Concurrent test
-// binaries may race: each writes its own temporary file and renames it
-// into place, so dst is always whole.
-func buildTool(dst, pkg string) error {
-	tools, err := toolsDir()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", dst, os.Getpid())
-	cmd := exec.Command("go", "build", "-C", tools, "-buildvcs=false", "-o", tmp, pkg)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("go build -C %s %s: %w\n%s", tools, pkg, err, out)
-	}
-	return os.Rename(tmp, dst)
-}
-
-// toolsDir finds the repository's tools module from this source file's
-// location or else from the working directory upwards.
-func toolsDir() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, dir := range starts {
-		for {
-			mod := filepath.Join(dir, "tools", "go.mod")
-			if data, err := os.ReadFile(mod); err == nil &&
-				strings.Contains(string(data), "module github.com/streamhouse/streamhouse/tools") {
-				return filepath.Join(dir, "tools"), nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", errors.New("cannot find the repository's tools/go.mod to build it from")
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	return toolbin.Tool{Name: "grpcurl", Version: GrpcurlVersion, Pkg: grpcurlPkg, Env: EnvGrpcurl}.Find()
 }
