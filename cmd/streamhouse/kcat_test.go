@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// kcatPath returns kcat (librdkafka's CLI, Debian package kcat). .ci/run
+// installs it; elsewhere the test is skipped with the reason printed, and
+// under CI a missing kcat fails.
+func kcatPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("kcat not installed (apt-get install kcat): %v", err)
+		}
+		t.Skipf("kcat not installed (apt-get install kcat; .ci/run does): %v", err)
+	}
+	return p
+}
+
+// TestKcatEveryCodec produces with librdkafka (kcat -P) in every codec and
+// consumes with it (kcat -C), checking keys, values, partitions and offsets.
+func TestKcatEveryCodec(t *testing.T) {
+	kcat := kcatPath(t)
+	p := startBroker(t, nil, localArgs(t.TempDir())...)
+	p.ready(t)
+	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
+	if !ok {
+		t.Fatalf("no kafka listening line:\n%s", p.out.String())
+	}
+	addr := rec.str("addr")
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			topic := "kcat-" + codec
+			var in strings.Builder
+			const n = 200
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(&in, "key-%d:value-%d-%s\n", i, i, strings.Repeat("x", i%50))
+			}
+			prod := exec.Command(kcat, "-b", addr, "-P", "-t", topic, "-p", "0", "-K:", "-z", codec,
+				"-X", "enable.idempotence=true")
+			prod.Stdin = strings.NewReader(in.String())
+			if out, err := prod.CombinedOutput(); err != nil {
+				t.Fatalf("kcat -P: %v\n%s", err, out)
+			}
+			cons := exec.Command(kcat, "-b", addr, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e",
+				"-f", "%p %o %k %s\n")
+			out, err := cons.Output()
+			if err != nil {
+				t.Fatalf("kcat -C: %v\n%s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if len(lines) != n {
+				t.Fatalf("consumed %d records, want %d:\n%s", len(lines), n, out)
+			}
+			for i, l := range lines {
+				want := fmt.Sprintf("0 %d key-%d value-%d-%s", i, i, i, strings.Repeat("x", i%50))
+				if l != want {
+					t.Fatalf("record %d = %q, want %q", i, l, want)
+				}
+			}
+		})
+	}
+	p.stop(t)
+}
