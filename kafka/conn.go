@@ -27,6 +27,7 @@ type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
+	host   string          // remote's IP address
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 	out    chan []byte   // encoded response frames; closed by the reader
@@ -41,6 +42,7 @@ type request struct {
 	key, version  int16
 	correlationID int32
 	clientID      *string
+	clientHost    string // the client's IP address (DescribeGroups reports it)
 	body          kmsg.Request
 	received      time.Time
 }
@@ -53,6 +55,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), ctx: ctx, cancel: cancel,
 		out: make(chan []byte, maxInFlight), done: make(chan struct{})}
+	c.host = c.remote
+	if h, _, err := net.SplitHostPort(c.remote); err == nil {
+		c.host = h
+	}
 	c.running.Store(2)
 	return c
 }
@@ -154,7 +160,7 @@ const minHeaderLen = 2 + 2 + 4 + 2
 // response frame (nil for none) or an error that closes the connection.
 func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	r := kbin.Reader{Src: frame}
-	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now()}
+	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(), clientHost: c.host}
 	req.clientID = r.NullableString()
 	if !r.Ok() {
 		return nil, errors.New("kafka: bad request header")

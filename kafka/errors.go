@@ -38,6 +38,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, log.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, log.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
 	case errors.Is(err, meta.ErrInvalid):
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, log.ErrClosed):

@@ -81,6 +81,13 @@ type Config struct {
 	// Kafka's default (no fsync before acking), instead of after fsync.
 	// For like-for-like benchmarks; it weakens the durability contract.
 	NoFsyncOnAcksAll bool
+	// Clock drives the group coordinator's timers (session, rebalance,
+	// initial delay, offset expiry); nil is the real clock. Tests inject
+	// a fake one.
+	Clock Clock
+	// Groups tunes the group coordinator; zero fields take Kafka's
+	// defaults.
+	Groups GroupConfig
 }
 
 // Server is one broker's Kafka listener. Serve may be called for several
@@ -105,6 +112,9 @@ type Server struct {
 
 	// wg counts connection goroutines; Close waits for it.
 	wg sync.WaitGroup
+
+	// groups is the group coordinator, stopped by Close.
+	groups *coordinator
 }
 
 // New checks cfg, fills in defaults and returns a Server ready to Serve.
@@ -137,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		apis: apis, apiKeys: apiVersionsKeys(apis),
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
+		groups: newCoordinator(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger),
 	}, nil
 }
 
@@ -262,5 +273,6 @@ func (s *Server) Close() error {
 		c.close()
 	}
 	s.wg.Wait()
+	s.groups.close()
 	return err
 }

@@ -25,6 +25,11 @@ type Manager struct {
 	lock    *dirLock
 	now     func() time.Time
 
+	// adminMu serializes AddPartitions and UpdateTopicConfigs (admin.go):
+	// read-modify-write changes of a topic's shape or configs. It is taken
+	// before mu and never while holding a partition lock.
+	adminMu sync.Mutex
+
 	// mu guards topics and closed.
 	mu     sync.Mutex
 	topics map[string]*topicState

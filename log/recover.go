@@ -108,11 +108,19 @@ func (p *Partition) recoverLocal(recorded map[int64]meta.Segment) error {
 			continue
 		}
 		if base < p.logStart {
-			p.m.logger.Warn("removing local segment below the log start offset", "path", path, "log_start", p.logStart)
-			if err := os.Remove(path); err != nil {
-				return fmt.Errorf("log: remove %s: %w", path, err)
+			// DeleteRecords can move the log start into a segment: only
+			// a sealed file that ends below it is wholly deleted.
+			below, err := sealedBelow(path, p.logStart)
+			if err != nil {
+				return err
 			}
-			continue
+			if below {
+				p.m.logger.Warn("removing local segment below the log start offset", "path", path, "log_start", p.logStart)
+				if err := os.Remove(path); err != nil {
+					return fmt.Errorf("log: remove %s: %w", path, err)
+				}
+				continue
+			}
 		}
 		seg, err := p.openLocalSegment(path, base, i == len(bases)-1)
 		if err != nil {
@@ -222,7 +230,12 @@ func (p *Partition) openActive() error {
 	}
 	p.hwm = next
 	if n := len(p.segs); n > 0 && !p.segs[n-1].sealed && p.segs[n-1].file != nil {
-		return nil
+		if p.segs[n-1].next >= next {
+			return nil
+		}
+		if err := p.retireActive(p.segs[n-1]); err != nil {
+			return err
+		}
 	}
 	f, path, err := createSegmentFile(p.dir, next)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 )
 
 // applyRetention deletes the oldest sealed, uploaded segments while they
+// lie wholly below the log start offset (moved there by DeleteRecords),
 // break retention.ms (their newest record is older than it) or while the
 // partition without them would still hold at least retention.bytes. The
 // active segment is never deleted. Meta is updated first (segment rows
@@ -29,9 +30,10 @@ func (p *Partition) applyRetention(ctx context.Context, now time.Time) error {
 		if !seg.remote {
 			break
 		}
+		below := seg.next <= p.logStart
 		expired := s.retentionMs >= 0 && seg.maxTs < now.UnixMilli()-s.retentionMs
 		oversize := s.retentionBytes >= 0 && total-seg.size >= s.retentionBytes
-		if !expired && !oversize {
+		if !below && !expired && !oversize {
 			break
 		}
 		victims = append(victims, seg)

@@ -45,6 +45,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"FetchOffsets", testFetchOffsets},
 		{"ListGroups", testListGroups},
 		{"DeleteGroup", testDeleteGroup},
+		{"DeleteOffsets", testDeleteOffsets},
 		{"AllocateProducerID", testAllocateProducerID},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
@@ -753,6 +754,39 @@ func testDeleteGroup(t *testing.T, open func(t *testing.T) Store) {
 		got, err := s.FetchOffsets(ctx, "a")
 		wantErr(t, err, nil)
 		wantEqual(t, "offsets", normOffsets(got), []CommittedOffset{off("a", "t", 0, 9)})
+	})
+}
+
+func testDeleteOffsets(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	mustCommit(t, s, off("a", "t", 0, 1), off("a", "t", 1, 2), off("a", "u", 0, 3))
+	mustCommit(t, s, off("b", "t", 0, 5))
+	t.Run("RemovesListedOnly", func(t *testing.T) {
+		wantErr(t, s.DeleteOffsets(ctx, "a", []TopicPartition{{"t", 0}, {"u", 0}, {"t", 9}, {"nope", 0}}), nil)
+		got, err := s.FetchOffsets(ctx, "a")
+		wantErr(t, err, nil)
+		wantEqual(t, "group a", normOffsets(got), []CommittedOffset{off("a", "t", 1, 2)})
+		got, err = s.FetchOffsets(ctx, "b")
+		wantErr(t, err, nil)
+		wantEqual(t, "group b", normOffsets(got), []CommittedOffset{off("b", "t", 0, 5)})
+	})
+	t.Run("LastOffsetHidesGroup", func(t *testing.T) {
+		wantErr(t, s.DeleteOffsets(ctx, "a", []TopicPartition{{"t", 1}}), nil)
+		groups, err := s.ListGroups(ctx)
+		wantErr(t, err, nil)
+		wantEqual(t, "groups", groups, []string{"b"})
+	})
+	t.Run("UnknownGroupAndEmpty", func(t *testing.T) {
+		wantErr(t, s.DeleteOffsets(ctx, "nope", []TopicPartition{{"t", 0}}), nil)
+		wantErr(t, s.DeleteOffsets(ctx, "b", nil), nil)
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		wantErr(t, s.DeleteOffsets(ctx, "", []TopicPartition{{"t", 0}}), ErrInvalid)
+		wantErr(t, s.DeleteOffsets(ctx, "b", []TopicPartition{{"t", 0}, {"", 0}}), ErrInvalid)
+		if _, found, err := s.FetchOffset(ctx, "b", "t", 0); err != nil || !found {
+			t.Fatalf("a rejected batch deleted something: found=%v err=%v", found, err)
+		}
 	})
 }
 

@@ -61,6 +61,12 @@ type CommittedOffset struct {
 	CommitTime  time.Time
 }
 
+// TopicPartition names one partition of a topic by topic name.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
 // ProducerID is an allocated idempotent/transactional producer identity.
 type ProducerID struct {
 	ID              int64
@@ -122,6 +128,10 @@ type Store interface {
 	ListGroups(ctx context.Context) ([]string, error)
 	// DeleteGroup removes every committed offset of the group.
 	DeleteGroup(ctx context.Context, group string) error
+	// DeleteOffsets removes the listed committed offsets of the group in
+	// one transaction; partitions without an offset are skipped. An empty
+	// group or topic name is ErrInvalid.
+	DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error
 
 	// AllocateProducerID returns a fresh producer ID with epoch 0, or, for
 	// a known non-empty transactional ID, the same ID with its epoch bumped.

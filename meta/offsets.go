@@ -166,3 +166,37 @@ func (s *SQLite) DeleteGroup(ctx context.Context, group string) error {
 	}
 	return nil
 }
+
+// DeleteOffsets implements Store. The group's row stays (ListGroups skips
+// groups without offsets).
+func (s *SQLite) DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error {
+	if group == "" {
+		return fmt.Errorf("meta: delete offsets: %w: empty group", ErrInvalid)
+	}
+	for _, tp := range partitions {
+		if tp.Topic == "" {
+			return fmt.Errorf("meta: delete offsets of group %q: %w: empty topic", group, ErrInvalid)
+		}
+	}
+	if len(partitions) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		del, err := tx.PrepareContext(ctx,
+			`DELETE FROM committed_offsets WHERE group_name = ? AND topic = ? AND partition = ?`)
+		if err != nil {
+			return err
+		}
+		defer del.Close()
+		for _, tp := range partitions {
+			if _, err := del.ExecContext(ctx, group, tp.Topic, tp.Partition); err != nil {
+				return fmt.Errorf("%s/%d: %w", tp.Topic, tp.Partition, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("meta: delete offsets of group %q: %w", group, err)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package kafka
+
+// ListGroups (key 16): versions 0-5.
+//
+// Lists every group this broker coordinates: groups with members, and
+// groups known only from committed offsets in meta (Empty, protocol type
+// unknown and reported empty). All groups are classic groups.
+//
+// Version notes: v1: ThrottleMillis. v3: flexible. v4: StatesFilter
+// (Kafka's state names, matched case-insensitively) and GroupState.
+// v5: TypesFilter ("classic" matches every group, "consumer" none) and
+// GroupType.
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// classicGroupType is the GroupType of every group (no KIP-848 groups).
+const classicGroupType = "classic"
+
+func (s *Server) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.body.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	groups, err := s.groups.list(ctx)
+	if err != nil {
+		resp.ErrorCode = coordinatorErrorCode(err)
+		return resp, nil
+	}
+	matches := func(filter []string, v string) bool {
+		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
+	}
+	for _, g := range groups {
+		if !matches(req.StatesFilter, g.state.String()) || !matches(req.TypesFilter, classicGroupType) {
+			continue
+		}
+		lg := kmsg.NewListGroupsResponseGroup()
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, g.state.String(), classicGroupType
+		resp.Groups = append(resp.Groups, lg)
+	}
+	return resp, nil
+}
