@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	streamhousepb "github.com/streamhouse/streamhouse/proto"
 )
 
 // kcatPath returns kcat (librdkafka's CLI, Debian package kcat). .ci/run
@@ -65,6 +72,58 @@ func TestKcatEveryCodec(t *testing.T) {
 				}
 			}
 		})
+	}
+	p.stop(t)
+}
+
+// TestKcatGroupCommitReadOverGRPC consumes with a librdkafka consumer group
+// (kcat -G), which commits its offsets over the Kafka protocol, and reads
+// the committed offset back over the gRPC API: one set of rows, two fronts.
+func TestKcatGroupCommitReadOverGRPC(t *testing.T) {
+	kcat := kcatPath(t)
+	p := startBroker(t, nil, localArgs(t.TempDir())...)
+	p.ready(t)
+	out := p.out.String()
+	krec, ok1 := findLog(out, "listening", "server", "kafka")
+	grec, ok2 := findLog(out, "listening", "server", "grpc")
+	if !ok1 || !ok2 {
+		t.Fatalf("no kafka or grpc listening line:\n%s", out)
+	}
+	addr := krec.str("addr")
+	var in strings.Builder
+	const n = 50
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, "v%d\n", i)
+	}
+	prod := exec.Command(kcat, "-b", addr, "-P", "-t", "grouped", "-p", "0")
+	prod.Stdin = strings.NewReader(in.String())
+	if b, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P: %v\n%s", err, b)
+	}
+	cons := exec.Command(kcat, "-b", addr, "-G", "kcat-group", "grouped", "-o", "beginning", "-e",
+		"-X", "session.timeout.ms=6000", "-f", "%s\n")
+	got, err := cons.Output()
+	if err != nil {
+		t.Fatalf("kcat -G: %v\n%s", err, got)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); len(lines) != n || lines[0] != "v0" || lines[n-1] != fmt.Sprintf("v%d", n-1) {
+		t.Fatalf("group consumer read %d records:\n%s", len(lines), got)
+	}
+
+	conn, err := grpc.NewClient(grec.str("addr"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := streamhousepb.NewStreamHouseClient(conn).GetOffset(ctx,
+		&streamhousepb.GetOffsetRequest{ConsumerGroup: "kcat-group", Topic: "grouped", Partition: 0})
+	if err != nil {
+		t.Fatalf("gRPC GetOffset of the offset kcat committed: %v", err)
+	}
+	if resp.Offset != n {
+		t.Fatalf("committed offset over gRPC = %d, want %d", resp.Offset, n)
 	}
 	p.stop(t)
 }
