@@ -42,24 +42,20 @@ import (
 func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	keys := make([]resourceKey, len(req.Resources))
-	for i, rr := range req.Resources {
-		keys[i] = resourceKey{rr.ResourceType, rr.ResourceName}
-	}
-	counts := countResources(keys)
 	resp.Resources = make([]kmsg.IncrementalAlterConfigsResponseResource, len(req.Resources))
-	for i, rr := range req.Resources {
-		sr := &resp.Resources[i]
-		sr.Default()
-		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		code, msg := kerr.InvalidRequest.Code, msgDuplicateResource
-		if counts[keys[i]] == 1 {
-			code, msg = s.incrementalAlter(ctx, rr, req.ValidateOnly)
-		}
-		if code != 0 {
-			sr.ErrorCode, sr.ErrorMessage = code, &msg
-		}
-	}
+	alterEach(len(req.Resources),
+		func(i int) resourceKey {
+			return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
+		},
+		func(i int) (int16, string) { return s.incrementalAlter(ctx, req.Resources[i], req.ValidateOnly) },
+		func(i int, code int16, msg string) {
+			sr := &resp.Resources[i]
+			sr.Default()
+			sr.ResourceType, sr.ResourceName = req.Resources[i].ResourceType, req.Resources[i].ResourceName
+			if code != 0 {
+				sr.ErrorCode, sr.ErrorMessage = code, &msg
+			}
+		})
 	return resp, nil
 }
 

@@ -233,3 +233,22 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
+
+// alterEach runs apply for each of n resources named by key, answering
+// INVALID_REQUEST for a resource named more than once in the request (as
+// Kafka does), and hands every result to set. AlterConfigs and
+// IncrementalAlterConfigs share it.
+func alterEach(n int, key func(int) resourceKey, apply func(int) (int16, string), set func(int, int16, string)) {
+	keys := make([]resourceKey, n)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	counts := countResources(keys)
+	for i := range keys {
+		code, msg := kerr.InvalidRequest.Code, msgDuplicateResource
+		if counts[keys[i]] == 1 {
+			code, msg = apply(i)
+		}
+		set(i, code, msg)
+	}
+}
