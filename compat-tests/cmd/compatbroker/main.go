@@ -1,0 +1,51 @@
+// Command compatbroker starts the broker the compatibility harness would
+// (COMPAT_BROKER=streamhouse|kafka), prints "BOOTSTRAP=host:port" once it
+// answers, and runs until SIGINT/SIGTERM or -max-lifetime, then stops it.
+// franz-suite.sh uses it; it is handy for poking at a client by hand too.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/streamhouse/streamhouse/compat-tests/harness"
+)
+
+func main() {
+	maxLife := flag.Duration("max-lifetime", 30*time.Minute, "stop the broker after this long at the latest")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "compatbroker-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	var b harness.Broker
+	switch harness.SelectedKind() {
+	case harness.ApacheKafka:
+		b, err = harness.StartKafka(dir)
+	default:
+		b, err = harness.StartStreamHouse(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compatbroker:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("BOOTSTRAP=%s\n", b.Bootstrap())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		fmt.Fprintf(os.Stderr, "compatbroker: %v: stopping\n", s)
+	case <-time.After(*maxLife):
+		fmt.Fprintf(os.Stderr, "compatbroker: %v passed: stopping\n", *maxLife)
+	}
+	if err := b.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "compatbroker: stop:", err)
+		os.Exit(1)
+	}
+}

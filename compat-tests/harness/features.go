@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Feature is a broker capability some compatibility tests need.
+type Feature string
+
+// Features that StreamHouse does not serve yet (see kafka/UNSUPPORTED.md).
+const (
+	ConsumerGroups  Feature = "consumer groups (FindCoordinator, JoinGroup/SyncGroup/Heartbeat/LeaveGroup, OffsetCommit/OffsetFetch)"
+	DescribeConfigs Feature = "DescribeConfigs (API 32)"
+)
+
+// served lists, per broker kind, the features above that it has. Apache
+// Kafka has them all. Move a feature into StreamHouse's list when it lands.
+var served = map[Kind][]Feature{
+	ApacheKafka: {ConsumerGroups, DescribeConfigs},
+	StreamHouse: {ConsumerGroups, DescribeConfigs},
+}
+
+// Requirements maps a test's top-level name to the features it needs; a test
+// not listed needs none beyond produce, fetch, list offsets, metadata and
+// topic create/delete. Start skips a listed test, printing the reason, when
+// the broker under test lacks one of them.
+// clients/main_test.go checks that every name here is a test.
+var Requirements = map[string][]Feature{
+	"TestJavaGroupConsumer":        {ConsumerGroups},
+	"TestKafkaJSGroupConsumer":     {ConsumerGroups},
+	"TestConsoleConsumerGroup":     {ConsumerGroups},
+	"TestConfluentGroupConsumer":   {ConsumerGroups},
+	"TestKafkaPythonGroupConsumer": {ConsumerGroups},
+	"TestKafkaTopicsDescribeCLI":   {DescribeConfigs},
+	"TestSaramaListTopics":         {DescribeConfigs},
+}
+
+// SkipUnsupported skips t when kind lacks a feature Requirements lists for
+// it, unless COMPAT_IGNORE_REQUIREMENTS=1 (to see whether a feature works now).
+func SkipUnsupported(t testing.TB, kind Kind) {
+	t.Helper()
+	if os.Getenv("COMPAT_IGNORE_REQUIREMENTS") == "1" {
+		return
+	}
+	name, _, _ := strings.Cut(t.Name(), "/")
+	for _, f := range Requirements[name] {
+		if !Serves(kind, f) {
+			t.Skipf("%s does not serve %s yet (harness.Requirements)", kind, f)
+		}
+	}
+}
+
+// Serves reports whether brokers of kind have feature f.
+func Serves(kind Kind, f Feature) bool {
+	for _, s := range served[kind] {
+		if s == f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,114 @@
+package harness
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// kafkaBroker is an Apache Kafka process: one node, broker and KRaft controller.
+type kafkaBroker struct {
+	addr string
+	dir  string
+	proc *process
+}
+
+// kafkaProps is server.properties for a single-node KRaft cluster on
+// loopback. Internal topics get one partition and replica so that groups and
+// transactions are ready in a second rather than after creating 50 partitions.
+const kafkaProps = `process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=%[3]s
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+`
+
+// StartKafka formats a KRaft storage dir under dir with a generated cluster
+// ID, starts kafka.Kafka on two free 127.0.0.1 ports (client and controller)
+// and waits until it answers ApiVersions and its Metadata lists the broker.
+func StartKafka(dir string) (Broker, error) {
+	jars, err := KafkaJars()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	props := filepath.Join(dir, "server.properties")
+	text := fmt.Sprintf(kafkaProps, port, cport, filepath.Join(dir, "logs"))
+	if err := os.WriteFile(props, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	logCfg, err := log4jConfig(dir, "INFO")
+	if err != nil {
+		return nil, err
+	}
+	cp := filepath.Join(jars, "*")
+	format := exec.Command("java", "-Dlog4j2.configurationFile="+logCfg, "-cp", cp,
+		"kafka.tools.StorageTool", "format", "--standalone", "-t", clusterID(), "-c", props)
+	fmt.Fprintf(os.Stderr, "harness: %s\n", strings.Join(format.Args, " "))
+	if out, err := format.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("kafka-storage format: %v\n%s", err, out)
+	}
+	cmd := exec.Command("java", "-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile="+logCfg, "-cp", cp, "kafka.Kafka", props)
+	p, err := startProcess(cmd, filepath.Join(dir, "kafka.log"))
+	if err != nil {
+		return nil, err
+	}
+	b := &kafkaBroker{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, proc: p}
+	if err := waitAPIVersions(b.addr, p, 90*time.Second); err != nil {
+		_ = b.Stop()
+		return nil, fmt.Errorf("kafka on %s: %w", b.addr, err)
+	}
+	if err := waitBrokerRegistered(b.addr, 60*time.Second); err != nil {
+		_ = b.Stop()
+		return nil, fmt.Errorf("kafka on %s: %w\n%s", b.addr, err, p.logTail())
+	}
+	return b, nil
+}
+
+// clusterID is a random KRaft cluster ID: 16 bytes, URL-safe base64 without padding.
+func clusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (b *kafkaBroker) Kind() Kind        { return ApacheKafka }
+func (b *kafkaBroker) Bootstrap() string { return b.addr }
+func (b *kafkaBroker) LogTail() string   { return b.proc.logTail() }
+
+// Stop stops the broker (SIGTERM, a controlled shutdown) and removes its dir.
+func (b *kafkaBroker) Stop() error {
+	err := b.proc.stop(30 * time.Second)
+	if rerr := os.RemoveAll(b.dir); err == nil {
+		err = rerr
+	}
+	return err
+}
