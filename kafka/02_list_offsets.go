@@ -1,11 +1,21 @@
 package kafka
 
-// ListOffsets (key 2): versions 1-6.
+// ListOffsets (key 2): versions 1-11.
 //
 // Per partition, by Timestamp:
 //   - -2 (earliest): the log start offset;
 //   - -1 (latest): the high watermark (also for read_committed: without
 //     transactions the last stable offset is the high watermark);
+//   - -3 (max timestamp, v7+): the first record carrying the partition's
+//     largest timestamp, with that timestamp (Partition.MaxTimestamp);
+//     offset -1 and timestamp -1 for an empty partition, as Kafka answers;
+//   - -4 (earliest local, v8+): the log start offset. Kafka's "local" log is
+//     the part not yet tiered away; StreamHouse serves every segment,
+//     uploaded or not, so its whole log is local in that sense;
+//   - -5 (latest tiered, v9+) and -6 (earliest pending upload, v11+):
+//     offset -1, as Kafka answers for a topic without tiered storage
+//     (StreamHouse's object store is its primary storage, not a KIP-405
+//     tier);
 //   - >= 0: the earliest offset whose record timestamp is at least it,
 //     with that record's timestamp (Partition.OffsetForTimestamp); when
 //     every record is older, offset -1 and timestamp -1, as Kafka answers;
@@ -19,10 +29,10 @@ package kafka
 //   - v0 (old-style offset lists) is not served: no current client needs
 //     it and Kafka 4 dropped it too.
 //   - v2: isolation level (same answer). v4: leader epochs. v5: no change
-//     for us. v6: flexible.
-//   - v7+ is not served: v7 adds -3 (the record with the largest
-//     timestamp), which the log cannot answer without reading the whole
-//     partition (see UNSUPPORTED.md); v8-v11 build on it.
+//     for us. v6: flexible. v7-v9 and v11: the special timestamps above.
+//   - v10: TimeoutMillis, the bound on a remote-storage lookup; every
+//     lookup here is bounded by the request's context instead, so it is
+//     ignored (UNSUPPORTED.md).
 
 import (
 	"context"
@@ -33,8 +43,12 @@ import (
 
 // Special ListOffsets timestamps.
 const (
-	listLatest   = -1
-	listEarliest = -2
+	listLatest                = -1
+	listEarliest              = -2
+	listMaxTimestamp          = -3
+	listEarliestLocal         = -4
+	listLatestTiered          = -5
+	listEarliestPendingUpload = -6
 )
 
 func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -49,13 +63,13 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 			sp := &st.Partitions[j]
 			sp.Default()
 			sp.Partition = rp.Partition
-			s.listOffset(ctx, rt.Topic, rp, sp)
+			s.listOffset(ctx, req.Version, rt.Topic, rp, sp)
 		}
 	}
 	return resp, nil
 }
 
-func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	p, err := s.cfg.Log.Partition(topic, rp.Partition)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
@@ -71,6 +85,21 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		sp.Offset, _ = p.Offsets()
 	case ts == listLatest:
 		_, sp.Offset = p.Offsets()
+	case ts == listMaxTimestamp && version >= 7:
+		off, at, found, err := p.MaxTimestamp(ctx)
+		if err != nil {
+			sp.ErrorCode = errorCode(err)
+			sp.LeaderEpoch = -1
+			return
+		}
+		if found {
+			sp.Offset, sp.Timestamp = off, at
+		}
+	case ts == listEarliestLocal && version >= 8:
+		sp.Offset, _ = p.Offsets()
+	case ts == listLatestTiered && version >= 9,
+		ts == listEarliestPendingUpload && version >= 11:
+		sp.LeaderEpoch = -1
 	case ts >= 0:
 		off, at, found, err := p.OffsetForTimestamp(ctx, ts)
 		if err != nil {

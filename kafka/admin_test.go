@@ -215,3 +215,92 @@ func TestListOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestListOffsetsSpecialTimestamps covers ListOffsets v7+'s special
+// timestamps: -3 finds the first record with the largest timestamp across
+// segments (an earlier segment here), -4 is the log start offset, -5 and
+// -6 answer -1 (no tiered storage), and a v6 request sending -3 is refused.
+func TestListOffsetsSpecialTimestamps(t *testing.T) {
+	b := newTestBroker(t, nil)
+	b.createTopic("lomax", 1, nil)
+	p := b.client()
+	ctx := testCtx(t)
+	base := int64(1_700_000_000_000)
+	produce := func(offsetsTs ...int64) {
+		t.Helper()
+		for _, ts := range offsetsTs {
+			r := &kgo.Record{Topic: "lomax", Value: []byte("v"), Timestamp: time.UnixMilli(base + ts)}
+			if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// list asks with kgo, which sends the highest version both sides
+	// know (11): every special timestamp is valid there.
+	list := func(ts int64) kmsg.ListOffsetsResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "lomax"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = ts
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	if got := list(-3); got.ErrorCode != 0 || got.Offset != -1 || got.Timestamp != -1 {
+		t.Fatalf("-3 on an empty partition: %+v, want offset -1 timestamp -1", got)
+	}
+	// Offsets 0-3: the maximum (9000) first at offset 2, again at 3.
+	produce(1000, 5000, 9000, 9000)
+	part, err := b.log.Partition("lomax", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := part.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets 4-5, in the active segment, all older.
+	produce(2000, 8000)
+	for _, tc := range []struct {
+		name   string
+		ts     int64
+		offset int64
+		stamp  int64
+	}{
+		{"max timestamp", -3, 2, base + 9000},
+		{"earliest local", -4, 0, -1},
+		{"latest tiered", -5, -1, -1},
+		{"earliest pending upload", -6, -1, -1},
+		{"latest", -1, 6, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := list(tc.ts)
+			if got.ErrorCode != 0 || got.Offset != tc.offset || got.Timestamp != tc.stamp {
+				t.Fatalf("timestamp %d: %+v, want offset %d timestamp %d", tc.ts, got, tc.offset, tc.stamp)
+			}
+		})
+	}
+	// A newer maximum in the active segment wins.
+	produce(12000)
+	if got := list(-3); got.Offset != 6 || got.Timestamp != base+12000 {
+		t.Fatalf("-3 after a newer record: %+v, want offset 6", got)
+	}
+	// kgo negotiates the version, so v6 goes over a raw connection.
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 6
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "lomax"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = -3
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := b.raw().roundTrip(1, req).(*kmsg.ListOffsetsResponse)
+	if got := resp.Topics[0].Partitions[0]; got.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("-3 at v6: %+v, want INVALID_REQUEST", got)
+	}
+}

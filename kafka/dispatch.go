@@ -30,7 +30,7 @@ func dispatchTable() map[int16]api {
 	return map[int16]api{
 		0:  {3, 13, (*Server).handleProduce},
 		1:  {4, 18, (*Server).handleFetch},
-		2:  {1, 6, (*Server).handleListOffsets},
+		2:  {1, 11, (*Server).handleListOffsets},
 		3:  {0, 13, (*Server).handleMetadata},
 		8:  {0, 10, (*Server).handleOffsetCommit},
 		9:  {0, 10, (*Server).handleOffsetFetch},

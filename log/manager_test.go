@@ -552,6 +552,35 @@ func TestOffsetForTimestamp(t *testing.T) {
 	}
 }
 
+// TestMaxTimestamp finds the record with the largest timestamp in a
+// segment that has been uploaded (read through the cache), and answers
+// not-found on an empty partition.
+func TestMaxTimestamp(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.open()
+	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "1024"})
+	p := mustPartition(t, m, "t", 0)
+	ctx := context.Background()
+	if _, _, found, err := p.MaxTimestamp(ctx); found || err != nil {
+		t.Fatalf("empty partition: found=%v err=%v", found, err)
+	}
+	// Offsets 0-3 carry timestamps ...+500 to ...+503; everything after is
+	// older, and fills enough segments that the first one is uploaded.
+	if _, err := p.Append(ctx, testBatch(t, 500, 4, CodecNone), AppendOptions{Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := p.Append(ctx, testBatch(t, i*4, 4, CodecLZ4), AppendOptions{Sync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUploaded(t, m, p)
+	off, ts, found, err := p.MaxTimestamp(ctx)
+	if err != nil || !found || off != 3 || ts != 1_700_000_000_503 {
+		t.Fatalf("max timestamp: off %d ts %d found %v err %v, want offset 3", off, ts, found, err)
+	}
+}
+
 func TestLogAppendTime(t *testing.T) {
 	now := time.UnixMilli(1_750_000_000_000)
 	e := newTestEnv(t)

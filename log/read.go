@@ -175,26 +175,65 @@ func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, e
 // record is older (Kafka then answers with the high watermark).
 func (p *Partition) OffsetForTimestamp(ctx context.Context, ts int64) (offset, timestamp int64, found bool, err error) {
 	p.mu.Lock()
-	type cand struct {
-		seg    *segment
-		remote bool
-		pos    int64
-		limit  int64
-	}
-	var cands []cand
+	var cands []timeCand
 	for _, s := range p.segs {
 		if s.maxTs < ts || s.next == s.base || s.next <= p.logStart {
 			continue
 		}
-		c := cand{seg: s, remote: s.remote}
-		if !s.remote {
-			c.pos, c.limit = s.index.lookupTime(ts), s.size
-		}
-		cands = append(cands, c)
+		cands = append(cands, p.timeCandLocked(s, ts))
 	}
 	logStart := p.logStart
 	p.mu.Unlock()
+	return p.searchTime(ctx, cands, ts, logStart)
+}
 
+// MaxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp (the first such record when several share it): the
+// segment with the largest MaxTimestamp (the earliest on a tie) is searched
+// for that timestamp. found is false for an empty partition.
+func (p *Partition) MaxTimestamp(ctx context.Context) (offset, timestamp int64, found bool, err error) {
+	p.mu.Lock()
+	var best *segment
+	for _, s := range p.segs {
+		if s.next == s.base || s.next <= p.logStart || s.maxTs < 0 {
+			continue
+		}
+		if best == nil || s.maxTs > best.maxTs {
+			best = s
+		}
+	}
+	if best == nil {
+		p.mu.Unlock()
+		return 0, 0, false, nil
+	}
+	ts := best.maxTs
+	cands := []timeCand{p.timeCandLocked(best, ts)}
+	logStart := p.logStart
+	p.mu.Unlock()
+	return p.searchTime(ctx, cands, ts, logStart)
+}
+
+// timeCand is a segment to search for a timestamp, with the byte range of
+// its local copy worth scanning.
+type timeCand struct {
+	seg    *segment
+	remote bool
+	pos    int64
+	limit  int64
+}
+
+func (p *Partition) timeCandLocked(s *segment, ts int64) timeCand {
+	c := timeCand{seg: s, remote: s.remote}
+	if !s.remote {
+		c.pos, c.limit = s.index.lookupTime(ts), s.size
+	}
+	return c
+}
+
+// searchTime returns the first record at or after logStart whose
+// timestamp is at least ts in the candidate segments, in order: local
+// segments are scanned from disk, remote ones through the cache.
+func (p *Partition) searchTime(ctx context.Context, cands []timeCand, ts, logStart int64) (offset, timestamp int64, found bool, err error) {
 	for _, c := range cands {
 		var recs []Record
 		if !c.remote {
