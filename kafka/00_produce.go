@@ -28,7 +28,8 @@ package kafka
 //
 // Transactions are not supported: a request with a TransactionID gets
 // INVALID_REQUEST for every partition (InitProducerId refuses
-// transactional IDs, so stock clients never get here).
+// transactional IDs, so stock clients never get here). The internal topic
+// __consumer_offsets answers INVALID_TOPIC_EXCEPTION (internal_topics.go).
 //
 // Version notes:
 //   - v3: RecordBatch v2 only (older message formats are not served).
@@ -85,6 +86,9 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			if !ok && topicErr == 0 {
 				topicErr = kerr.UnknownTopicID.Code
 			}
+		}
+		if topicErr == 0 && isInternalTopic(name) {
+			topicErr = kerr.InvalidTopicException.Code
 		}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for j, rp := range rt.Partitions {

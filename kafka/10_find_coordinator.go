@@ -13,6 +13,9 @@ package kafka
 // v3: flexible. v4: batched CoordinatorKeys, answered per key (KIP-699).
 // v5: no change for us (TRANSACTION_ABORTABLE is for transactions).
 // v6: share-group keys (refused, see above).
+//
+// The first group lookup creates the internal topic __consumer_offsets, as
+// Kafka does (internal_topics.go).
 
 import (
 	"context"
@@ -37,6 +40,7 @@ func (s *Server) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Re
 	var msg *string
 	switch req.CoordinatorType {
 	case coordinatorGroup:
+		s.ensureOffsetsTopic(ctx)
 	case coordinatorTxn:
 		code, msg = kerr.InvalidRequest.Code, kmsg.StringPtr("transactions are not supported by this broker")
 	case coordinatorShare:

@@ -5,7 +5,8 @@ package kafka
 // Deletes each topic (log.Manager.DeleteTopic: meta rows, local files,
 // then its objects in the background); errors are per topic:
 // UNKNOWN_TOPIC_OR_PARTITION for an unknown name, UNKNOWN_TOPIC_ID for an
-// unknown ID, INVALID_REQUEST for an entry with neither.
+// unknown ID, INVALID_REQUEST for an entry with neither,
+// INVALID_TOPIC_EXCEPTION for the internal __consumer_offsets.
 //
 // Version notes:
 //   - v0-v5: topics by name (TopicNames). v4: flexible. v5: ErrorMessage.
@@ -62,6 +63,9 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 		st.Topic = &name
 	default:
 		return kerr.InvalidRequest.Code, fmt.Errorf("neither a topic name nor a topic ID")
+	}
+	if isInternalTopic(name) {
+		return kerr.InvalidTopicException.Code, fmt.Errorf("%w %s cannot be deleted", errInternalTopic, name)
 	}
 	if err := s.cfg.Log.DeleteTopic(ctx, name); err != nil {
 		return errorCode(err), err

@@ -304,3 +304,62 @@ func TestListOffsetsSpecialTimestamps(t *testing.T) {
 		t.Fatalf("-3 at v6: %+v, want INVALID_REQUEST", got)
 	}
 }
+
+// TestOffsetsTopicInternal checks __consumer_offsets: absent until a group
+// coordinator is looked up, then listed with IsInternal, readable and
+// empty, and closed to produce and delete.
+func TestOffsetsTopicInternal(t *testing.T) {
+	b := newTestBroker(t, nil)
+	cl := b.client()
+	ctx := testCtx(t)
+	metadata := func() *kmsg.MetadataResponse {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	find := func(resp *kmsg.MetadataResponse) (kmsg.MetadataResponseTopic, bool) {
+		for _, mt := range resp.Topics {
+			if mt.Topic != nil && *mt.Topic == "__consumer_offsets" {
+				return mt, true
+			}
+		}
+		return kmsg.MetadataResponseTopic{}, false
+	}
+	if _, ok := find(metadata()); ok {
+		t.Fatal("__consumer_offsets listed before any group lookup")
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "g"
+	fc.CoordinatorKeys = []string{"g"}
+	if _, err := fc.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	mt, ok := find(metadata())
+	if !ok || !mt.IsInternal || len(mt.Partitions) != 1 {
+		t.Fatalf("__consumer_offsets after FindCoordinator: found %v %+v, want one internal partition", ok, mt)
+	}
+	for _, other := range metadata().Topics {
+		if other.IsInternal && *other.Topic != "__consumer_offsets" {
+			t.Fatalf("%s listed as internal", *other.Topic)
+		}
+	}
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "__consumer_offsets", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("produce to __consumer_offsets: %v, want INVALID_TOPIC_EXCEPTION", err)
+	}
+	end, err := b.admin().ListEndOffsets(ctx, "__consumer_offsets")
+	if o, ok := end.Lookup("__consumer_offsets", 0); err != nil || !ok || o.Err != nil || o.Offset != 0 {
+		t.Fatalf("end offset of __consumer_offsets: %+v %v, want 0", o, err)
+	}
+	del, err := b.admin().DeleteTopics(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := del["__consumer_offsets"]; !errors.Is(r.Err, kerr.InvalidTopicException) {
+		t.Fatalf("delete __consumer_offsets: %+v, want INVALID_TOPIC_EXCEPTION", r)
+	}
+}

@@ -115,6 +115,8 @@ type Server struct {
 
 	// groups is the group coordinator, stopped by Close.
 	groups *coordinator
+	// internal tracks the internal topics (internal_topics.go).
+	internal internalTopics
 }
 
 // New checks cfg, fills in defaults and returns a Server ready to Serve.
