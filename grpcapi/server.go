@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -61,6 +62,9 @@ type Config struct {
 	// Now is the clock for record timestamps and commit times; nil means
 	// time.Now.
 	Now func() time.Time
+	// Registerer receives the call metrics (metrics.go); nil means they
+	// are kept but not exported.
+	Registerer prometheus.Registerer
 }
 
 // Server is the native gRPC front: the StreamHouse service, server
@@ -107,10 +111,14 @@ func New(cfg Config) *Server {
 		health:   health.NewServer(),
 		stopping: make(chan struct{}),
 	}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRecvBytes))
+	rpcs := newRPCMetrics(cfg.Registerer)
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		grpc.ChainUnaryInterceptor(rpcs.unary), grpc.ChainStreamInterceptor(rpcs.stream),
+		grpc.UnknownServiceHandler(unimplemented))
 	pb.RegisterStreamHouseServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	rpcs.addMethods(s.grpc.GetServiceInfo())
 	s.health.SetServingStatus(pb.StreamHouse_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s
 }

@@ -29,6 +29,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Registerer receives the log's metrics; nil means none are exported.
 	Registerer prometheus.Registerer
+	// PerPartitionMetrics adds a partition label to the per-topic metrics
+	// (throughput, offsets, object-store bytes): one series per partition
+	// instead of per topic.
+	PerPartitionMetrics bool
 	// CacheBytes bounds the sealed-segment LRU cache.
 	CacheBytes int64
 	// SegmentBytes and SegmentAge are the broker-wide roll limits; the

@@ -78,6 +78,9 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(newTopicCollector(m, cfg.PerPartitionMetrics))
+	}
 	m.wg.Add(2)
 	go m.uploader()
 	go m.housekeeper()

@@ -32,6 +32,9 @@ type Partition struct {
 	closed   bool
 	wake     chan struct{} // closed and replaced by every append
 	written  int64         // bytes written since open, across segments
+	// remoteBytes is the object size of the segments in the object store
+	// (segs with remote set), for streamhouse_log_object_store_bytes.
+	remoteBytes int64
 
 	// syncMu guards synced and syncing; syncCond waits on it. One appender
 	// at a time fsyncs (the leader); the others wait and are served by the
@@ -48,6 +51,9 @@ type Partition struct {
 	// prod is the idempotent-producer state (producer.go); its table is
 	// guarded by mu.
 	prod producerTracker
+
+	// stats are the throughput counters (metrics.go); atomic, no lock.
+	stats partitionStats
 }
 
 // AppendOptions tune one append.
@@ -208,8 +214,8 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	res.LastOffset = next - 1
 	res.LogStartOffset = p.logStart
 	p.m.metrics.appends.Inc()
-	p.m.metrics.appendRecords.Add(float64(v.records))
-	p.m.metrics.appendBytes.Add(float64(len(data)))
+	p.stats.appendedRecords.Add(v.records)
+	p.stats.appendedBytes.Add(int64(len(data)))
 	return res, p.written, nil
 }
 

@@ -45,6 +45,7 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 		}
 		if ok {
 			res.Batches = data
+			p.stats.countRead(data)
 			return res, nil
 		}
 		// The local copy went away after upload: read the object.
@@ -55,6 +56,9 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 	}
 	data, err = s.read(offset, maxBytes)
 	res.Batches = data
+	if err == nil {
+		p.stats.countRead(data)
+	}
 	return res, err
 }
 

@@ -57,6 +57,11 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 		p.closeFiles()
 		return nil, err
 	}
+	for _, s := range p.segs {
+		if s.remote {
+			p.remoteBytes += s.size
+		}
+	}
 	return p, nil
 }
 

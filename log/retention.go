@@ -80,6 +80,9 @@ func (p *Partition) dropPrefix(victims []*segment, newStart int64) {
 	defer p.mu.Unlock()
 	n := 0
 	for n < len(victims) && n < len(p.segs)-1 && p.segs[n] == victims[n] {
+		if p.segs[n].remote {
+			p.remoteBytes -= p.segs[n].size
+		}
 		n++
 	}
 	p.segs = append([]*segment(nil), p.segs[n:]...)

@@ -118,6 +118,7 @@ func (m *Manager) upload(ctx context.Context, j uploadJob) error {
 	p.mu.Lock()
 	s.remote, s.index = true, nil
 	s.size = row.Size
+	p.remoteBytes += row.Size
 	p.mu.Unlock()
 	p.fileMu.Lock()
 	if s.file != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -32,6 +33,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the log's and the API's lines (nil: discarded).
 	Logger *slog.Logger
+	// Registerer receives the log's and the API's metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Env is one running broker: storage and the gRPC API, with a client.
@@ -65,6 +68,7 @@ func Start(t testing.TB, opts Options) *Env {
 	e.Log, err = log.Open(ctx, log.Config{
 		Dir: filepath.Join(e.Dir, "segments"), Objects: objects, Meta: db, Logger: opts.Logger,
 		SegmentBytes: opts.SegmentBytes, RetentionInterval: opts.RetentionInterval, Now: opts.Now,
+		Registerer: opts.Registerer,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +80,7 @@ func Start(t testing.TB, opts Options) *Env {
 	})
 	e.Server = grpcapi.New(grpcapi.Config{
 		Log: e.Log, Meta: db, Logger: opts.Logger, Addr: "127.0.0.1:0",
-		MaxRecvBytes: opts.MaxRecvBytes, Now: opts.Now,
+		MaxRecvBytes: opts.MaxRecvBytes, Now: opts.Now, Registerer: opts.Registerer,
 	})
 	addr, err := e.Server.Start(ctx)
 	if err != nil {
