@@ -65,6 +65,9 @@ type Config struct {
 	// Registerer receives the call metrics (metrics.go); nil means they
 	// are kept but not exported.
 	Registerer prometheus.Registerer
+	// SlowRequestThreshold logs unary calls whose service time exceeds it
+	// (slowlog.go); 0 turns the log off.
+	SlowRequestThreshold time.Duration
 }
 
 // Server is the native gRPC front: the StreamHouse service, server
@@ -112,8 +115,12 @@ func New(cfg Config) *Server {
 		stopping: make(chan struct{}),
 	}
 	rpcs := newRPCMetrics(cfg.Registerer)
+	unary := []grpc.UnaryServerInterceptor{rpcs.unary}
+	if cfg.SlowRequestThreshold > 0 {
+		unary = append(unary, s.slowUnary)
+	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
-		grpc.ChainUnaryInterceptor(rpcs.unary), grpc.ChainStreamInterceptor(rpcs.stream),
+		grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(rpcs.stream),
 		grpc.UnknownServiceHandler(unimplemented))
 	pb.RegisterStreamHouseServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -35,6 +35,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the log's and the API's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// SlowRequestThreshold is passed to grpcapi.Config.
+	SlowRequestThreshold time.Duration
 }
 
 // Env is one running broker: storage and the gRPC API, with a client.
@@ -81,6 +83,7 @@ func Start(t testing.TB, opts Options) *Env {
 	e.Server = grpcapi.New(grpcapi.Config{
 		Log: e.Log, Meta: db, Logger: opts.Logger, Addr: "127.0.0.1:0",
 		MaxRecvBytes: opts.MaxRecvBytes, Now: opts.Now, Registerer: opts.Registerer,
+		SlowRequestThreshold: opts.SlowRequestThreshold,
 	})
 	addr, err := e.Server.Start(ctx)
 	if err != nil {
