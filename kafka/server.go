@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -115,6 +116,8 @@ type Server struct {
 
 	// groups is the group coordinator, stopped by Close.
 	groups *coordinator
+	// topicIDs caches topicsByID (topics.go).
+	topicIDs atomic.Pointer[topicIDCache]
 	// internal tracks the internal topics (internal_topics.go).
 	internal internalTopics
 }

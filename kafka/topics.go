@@ -24,14 +24,27 @@ func topicIDBytes(id string) [16]byte {
 }
 
 // topicsByID maps every topic's 16-byte ID to its name, for the request
-// versions that address topics by ID.
+// versions that address topics by ID. Produce and Fetch ask on every
+// request, so the map is built once per log.Manager.TopicsGeneration and
+// shared: callers must not modify it.
 func (s *Server) topicsByID() map[[16]byte]meta.Topic {
+	if c := s.topicIDs.Load(); c != nil && c.gen == s.cfg.Log.TopicsGeneration() {
+		return c.byID
+	}
+	gen := s.cfg.Log.TopicsGeneration() // read before Topics: never newer than the map
 	ts := s.cfg.Log.Topics()
 	m := make(map[[16]byte]meta.Topic, len(ts))
 	for _, t := range ts {
 		m[topicIDBytes(t.ID)] = t
 	}
+	s.topicIDs.Store(&topicIDCache{gen: gen, byID: m})
 	return m
+}
+
+// topicIDCache is topicsByID's map as of one topics generation.
+type topicIDCache struct {
+	gen  uint64
+	byID map[[16]byte]meta.Topic
 }
 
 // leaderEpoch is every partition's leader epoch: one broker, never a new

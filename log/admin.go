@@ -77,6 +77,7 @@ func (m *Manager) AddPartitions(ctx context.Context, topic string, newCount int3
 	}
 	ts.parts = append(ts.parts[:len(ts.parts):len(ts.parts)], added...)
 	ts.meta.PartitionCount = newCount
+	m.topicsGen.Add(1)
 	t = ts.meta
 	m.mu.Unlock()
 	m.logger.Info("partitions added", "topic", topic, "from", old, "to", newCount)

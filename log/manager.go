@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamhouse/streamhouse/meta"
@@ -34,6 +35,9 @@ type Manager struct {
 	mu     sync.Mutex
 	topics map[string]*topicState
 	closed bool
+	// topicsGen counts changes to topics and to their meta rows; it is
+	// bumped under mu and read without it (TopicsGeneration).
+	topicsGen atomic.Uint64
 
 	// upMu guards upQueue; upWake (capacity 1) signals the uploader.
 	upMu    sync.Mutex
@@ -126,6 +130,7 @@ func (m *Manager) openTopic(ctx context.Context, t meta.Topic) error {
 	}
 	m.mu.Lock()
 	m.topics[t.Name] = ts
+	m.topicsGen.Add(1)
 	m.mu.Unlock()
 	return nil
 }
@@ -179,6 +184,11 @@ func (m *Manager) Topic(name string) (meta.Topic, error) {
 	return ts.meta, nil
 }
 
+// TopicsGeneration changes whenever a topic is created or deleted or its
+// meta row (configs, partition count) changes, so that callers can cache
+// what they derive from Topics until it moves.
+func (m *Manager) TopicsGeneration() uint64 { return m.topicsGen.Load() }
+
 // Topics returns every topic, sorted by name.
 func (m *Manager) Topics() []meta.Topic {
 	m.mu.Lock()
@@ -227,6 +237,7 @@ func (m *Manager) SetTopicConfigs(ctx context.Context, name string, configs map[
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	ts.meta.Configs = configs
+	m.topicsGen.Add(1)
 	s := settingsFor(configs, &m.cfg)
 	for _, p := range ts.parts {
 		p.setSettings(s)
@@ -250,6 +261,7 @@ func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
 	m.mu.Lock()
 	ts := m.topics[name]
 	delete(m.topics, name)
+	m.topicsGen.Add(1)
 	m.mu.Unlock()
 	if ts != nil {
 		for _, p := range ts.parts {
