@@ -25,8 +25,12 @@ package kafka
 //     broker's). v2-v4: RetentionTimeMillis, ignored (offsets expire per
 //     Config.Groups.OffsetsRetention, as since Kafka 2.1).
 //   - v3: ThrottleMillis. v6: LeaderEpoch. v7: InstanceID. v8: flexible.
-//   - v9: GROUP_ID_NOT_FOUND for a missing group (KIP-848 numbering;
-//     classic groups only). v10: topics by ID.
+//   - v9: GROUP_ID_NOT_FOUND for a missing group. KIP-848 consumer
+//     groups need v9+ (UNSUPPORTED_VERSION before, unless the group has
+//     no members and the commit no member): Generation is the member
+//     epoch; UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH for a newer epoch than
+//     the member's, and, for an older one, per partition for those the
+//     member did not hold since that epoch (KIP-1251). v10: topics by ID.
 
 import (
 	"context"
@@ -87,13 +91,16 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 	if len(offsets) == 0 {
 		return resp, nil
 	}
-	code, err := s.groups.commit(ctx, req, offsets)
+	code, stale, err := s.groups.commit(ctx, req, offsets)
 	if err != nil {
 		code = coordinatorErrorCode(err)
 		s.logger.Error("offset commit failed", "group", req.Group, "err", err)
 	}
-	for _, sp := range slots {
+	for i, sp := range slots {
 		sp.ErrorCode = code
+		if stale[meta.TopicPartition{Topic: offsets[i].Topic, Partition: offsets[i].Partition}] {
+			sp.ErrorCode = kerr.StaleMemberEpoch.Code
+		}
 	}
 	return resp, nil
 }

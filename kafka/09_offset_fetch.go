@@ -13,9 +13,11 @@ package kafka
 //     top-level ErrorCode. v3: ThrottleMillis. v5: LeaderEpoch. v6: flexible.
 //   - v7: RequireStable: without transactions no offset is ever pending,
 //     so it is honoured trivially.
-//   - v8: several groups per request (KIP-709). v9: MemberID/MemberEpoch
-//     are for KIP-848 groups and ignored (classic groups do not check
-//     them). v10: topics by ID; an unknown ID gets UNKNOWN_TOPIC_ID.
+//   - v8: several groups per request (KIP-709). v9: MemberID/MemberEpoch:
+//     for a KIP-848 consumer group, a fetch naming a member must carry
+//     its current epoch (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); classic
+//     groups do not check them. v10: topics by ID; an unknown ID gets
+//     UNKNOWN_TOPIC_ID.
 
 import (
 	"context"
@@ -31,6 +33,14 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
+			if req.Version >= 9 {
+				if code := s.groups.checkOffsetFetch(ctx, rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
+					eg := kmsg.NewOffsetFetchResponseGroup()
+					eg.Group, eg.ErrorCode = rg.Group, code
+					resp.Groups = append(resp.Groups, eg)
+					continue
+				}
+			}
 			resp.Groups = append(resp.Groups, s.fetchGroupOffsets(ctx, req.Version, rg.Group, rg.Topics))
 		}
 		return resp, nil

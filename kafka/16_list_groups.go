@@ -4,11 +4,13 @@ package kafka
 //
 // Lists every group this broker coordinates: groups with members, and
 // groups known only from committed offsets in meta (Empty, protocol type
-// unknown and reported empty). All groups are classic groups.
+// unknown and reported empty). KIP-848 groups have protocol type
+// "consumer", type "consumer" and their states (Empty, Assigning,
+// Reconciling, Stable); all others are "classic".
 //
 // Version notes: v1: ThrottleMillis. v3: flexible. v4: StatesFilter
 // (Kafka's state names, matched case-insensitively) and GroupState.
-// v5: TypesFilter ("classic" matches every group, "consumer" none) and
+// v5: TypesFilter ("classic", "consumer"; "share" matches none) and
 // GroupType.
 
 import (
@@ -19,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// classicGroupType is the GroupType of every group (no KIP-848 groups).
+// classicGroupType is the GroupType of classic groups.
 const classicGroupType = "classic"
 
 func (s *Server) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -34,11 +36,11 @@ func (s *Server) handleListGroups(ctx context.Context, r *request) (kmsg.Respons
 		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
 	}
 	for _, g := range groups {
-		if !matches(req.StatesFilter, g.state.String()) || !matches(req.TypesFilter, classicGroupType) {
+		if !matches(req.StatesFilter, g.state) || !matches(req.TypesFilter, g.groupType) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, g.state.String(), classicGroupType
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, g.state, g.groupType
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp, nil

@@ -55,6 +55,8 @@ func dispatchTable() map[int16]api {
 		44: {0, 1, (*Server).handleIncrementalAlterConfigs},
 		47: {0, 0, (*Server).handleOffsetDelete},
 		60: {0, 2, (*Server).handleDescribeCluster},
+		68: {0, 1, (*Server).handleConsumerGroupHeartbeat},
+		69: {0, 1, (*Server).handleConsumerGroupDescribe},
 	}
 }
 

@@ -53,8 +53,13 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "fz", NumPartitions: 1, ReplicationFactor: 1}}
 	ip := kmsg.NewPtrInitProducerIDRequest()
 	ip.Version = 4
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Version, hb.Group, hb.MemberID, hb.RebalanceTimeoutMillis = 1, "fz", "m", 1000
+	hb.SubscribedTopicRegex, hb.Topics = kmsg.StringPtr("fix.*"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	cd := kmsg.NewPtrConsumerGroupDescribeRequest()
+	cd.Version, cd.Groups = 1, []string{"fz"}
 	var out [][]byte
-	for i, r := range []kmsg.Request{av, md, pr, fe, lo, ct, ip} {
+	for i, r := range []kmsg.Request{av, md, pr, fe, lo, ct, ip, hb, cd} {
 		out = append(out, frame(int32(i), r))
 	}
 	return out

@@ -100,6 +100,9 @@ type group struct {
 	delaying    bool
 	delayLeft   time.Duration
 	delayJoined bool
+	// cg is set while the group is a KIP-848 consumer group
+	// (group_consumer.go); it then has no classic members.
+	cg *consumerGroup
 }
 
 // member is one member of a group; its group's mu guards it.
@@ -187,6 +190,15 @@ func (c *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, cl c
 }
 
 func (g *group) joinLocked(req *kmsg.JoinGroupRequest, cl clientInfo, reply func(*kmsg.JoinGroupResponse)) {
+	if g.cg != nil {
+		// Classic members cannot join a consumer group with members;
+		// an empty one becomes classic again, as in Kafka.
+		if len(g.cg.members) > 0 {
+			reply(joinError(req, req.MemberID, kerr.InconsistentGroupProtocol.Code))
+			return
+		}
+		g.cg = nil
+	}
 	if !g.supportsLocked(req.ProtocolType, req.Protocols) {
 		reply(joinError(req, req.MemberID, kerr.InconsistentGroupProtocol.Code))
 		return
@@ -653,6 +665,7 @@ func (g *group) memberGoneLocked(m *member) {
 // shutdownLocked stops the group's timers and answers its waiting
 // requests with COORDINATOR_NOT_AVAILABLE (the broker is stopping).
 func (g *group) shutdownLocked() {
+	g.shutdownConsumerLocked()
 	g.joinTimer.stop()
 	g.syncTimer.stop()
 	for _, t := range g.pending {

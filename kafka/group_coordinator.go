@@ -1,7 +1,8 @@
 package kafka
 
 // The group coordinator: classic consumer groups (JoinGroup, SyncGroup,
-// Heartbeat, LeaveGroup) and committed offsets for one broker, which
+// Heartbeat, LeaveGroup), KIP-848 consumer groups (ConsumerGroupHeartbeat;
+// group_consumer.go) and committed offsets for one broker, which
 // coordinates every group.
 //
 // Group state lives in memory (group.go holds the state machine);
@@ -72,6 +73,12 @@ const (
 	DefaultOffsetsRetentionCheckInterval = 10 * time.Minute
 	// DefaultOffsetMetadataMaxBytes is offset.metadata.max.bytes.
 	DefaultOffsetMetadataMaxBytes = 4096
+	// DefaultConsumerSessionTimeout is group.consumer.session.timeout.ms
+	// (KIP-848 consumer groups).
+	DefaultConsumerSessionTimeout = 45 * time.Second
+	// DefaultConsumerHeartbeatInterval is
+	// group.consumer.heartbeat.interval.ms.
+	DefaultConsumerHeartbeatInterval = 5 * time.Second
 )
 
 // GroupConfig tunes the group coordinator. Zero fields take Kafka's
@@ -95,6 +102,12 @@ type GroupConfig struct {
 	// OffsetMetadataMaxBytes caps a committed offset's metadata
 	// (OFFSET_METADATA_TOO_LARGE above).
 	OffsetMetadataMaxBytes int
+	// ConsumerSessionTimeout is group.consumer.session.timeout.ms: a
+	// KIP-848 member that sends no heartbeat for this long is removed.
+	ConsumerSessionTimeout time.Duration
+	// ConsumerHeartbeatInterval is group.consumer.heartbeat.interval.ms,
+	// the interval KIP-848 members are told to heartbeat at.
+	ConsumerHeartbeatInterval time.Duration
 }
 
 // withDefaults fills zero fields.
@@ -119,6 +132,12 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	}
 	if c.OffsetMetadataMaxBytes <= 0 {
 		c.OffsetMetadataMaxBytes = DefaultOffsetMetadataMaxBytes
+	}
+	if c.ConsumerSessionTimeout <= 0 {
+		c.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
+	if c.ConsumerHeartbeatInterval <= 0 {
+		c.ConsumerHeartbeatInterval = DefaultConsumerHeartbeatInterval
 	}
 	return c
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -232,6 +233,12 @@ func (c *coordinator) describe(ctx context.Context, name string, version int16) 
 		sg.ErrorCode = coordinatorErrorCode(err)
 		return sg
 	}
+	if g != nil && g.cg != nil {
+		// A KIP-848 group is not a classic group: Kafka answers as for
+		// a group that does not exist.
+		g.mu.Unlock()
+		g = nil
+	}
 	if g == nil {
 		sg.State = stateDead.String()
 		if version >= 6 {
@@ -262,10 +269,11 @@ func (c *coordinator) describe(ctx context.Context, name string, version int16) 
 	return sg
 }
 
-// groupSummary is one ListGroups entry.
+// groupSummary is one ListGroups entry: state is Kafka's name of the
+// state, groupType "classic" or "consumer" (KIP-848).
 type groupSummary struct {
 	name, protocolType string
-	state              groupState
+	state, groupType   string
 }
 
 // list returns every group: those in memory with their state, and those
@@ -282,10 +290,14 @@ func (c *coordinator) list(ctx context.Context) ([]groupSummary, error) {
 			return nil, err
 		}
 		if g == nil {
-			out = append(out, groupSummary{name: name, state: stateEmpty})
+			out = append(out, groupSummary{name: name, state: stateEmpty.String(), groupType: classicGroupType})
 			continue
 		}
-		out = append(out, groupSummary{name: name, protocolType: g.protocolType, state: g.state})
+		s := groupSummary{name: name, protocolType: g.protocolType, state: g.state.String(), groupType: classicGroupType}
+		if g.cg != nil {
+			s.state, s.groupType = g.cg.stateName(), consumerGroupType
+		}
+		out = append(out, s)
 		g.mu.Unlock()
 	}
 	return out, nil
@@ -328,33 +340,50 @@ func (c *coordinator) deleteGroup(ctx context.Context, name string) (int16, erro
 // "simple" commit: accepted when the group has no members, creating the
 // group if needed. Any other commit must come from a current member of
 // the current generation, and not while the group completes a rebalance.
-func (c *coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest, offsets []meta.CommittedOffset) (int16, error) {
+// KIP-848 consumer groups check member epochs instead
+// (checkConsumerCommitLocked); the partitions in stale are not written
+// and get STALE_MEMBER_EPOCH.
+func (c *coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest, offsets []meta.CommittedOffset) (code int16, stale map[meta.TopicPartition]bool, err error) {
 	mode := lookupStored
 	if req.Generation < 0 {
 		mode = lookupCreate
 	}
 	g, err := c.lockGroup(ctx, req.Group, mode)
 	if err != nil {
-		return coordinatorErrorCode(err), nil
+		return coordinatorErrorCode(err), nil, nil
 	}
 	if g == nil {
 		if req.Version >= 9 {
-			return kerr.GroupIDNotFound.Code, nil
+			return kerr.GroupIDNotFound.Code, nil, nil
 		}
-		return kerr.IllegalGeneration.Code, nil
+		return kerr.IllegalGeneration.Code, nil, nil
 	}
 	defer g.mu.Unlock()
+	if g.cg != nil {
+		if code, stale = g.checkConsumerCommitLocked(req, offsets); code != 0 {
+			return code, nil, nil
+		}
+		if len(stale) > 0 {
+			offsets = slices.DeleteFunc(slices.Clone(offsets), func(o meta.CommittedOffset) bool {
+				return stale[meta.TopicPartition{Topic: o.Topic, Partition: o.Partition}]
+			})
+		}
+		if len(offsets) == 0 {
+			return 0, stale, nil
+		}
+		return 0, stale, c.meta.CommitOffsets(ctx, offsets)
+	}
 	m, code := g.checkCommitLocked(req)
 	if code != 0 {
-		return code, nil
+		return code, nil, nil
 	}
 	if err := c.meta.CommitOffsets(ctx, offsets); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if m != nil {
 		g.touchLocked(m)
 	}
-	return 0, nil
+	return 0, nil, nil
 }
 
 func (g *group) checkCommitLocked(req *kmsg.OffsetCommitRequest) (*member, int16) {

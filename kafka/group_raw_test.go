@@ -19,15 +19,10 @@ func TestGroupAPIsAdvertised(t *testing.T) {
 	}
 	for key, want := range map[int16][2]int16{
 		8: {0, 10}, 9: {0, 10}, 10: {0, 6}, 11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5},
-		15: {0, 6}, 16: {0, 5}, 42: {0, 3}, 47: {0, 0},
+		15: {0, 6}, 16: {0, 5}, 42: {0, 3}, 47: {0, 0}, 68: {0, 1}, 69: {0, 1},
 	} {
 		if got[key] != want {
 			t.Errorf("api key %d: versions %v, want %v", key, got[key], want)
-		}
-	}
-	for _, key := range []int16{68, 69} { // KIP-848: not yet
-		if _, ok := got[key]; ok {
-			t.Errorf("api key %d advertised", key)
 		}
 	}
 }

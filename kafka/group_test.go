@@ -607,7 +607,7 @@ func TestGroupStaticMembership(t *testing.T) {
 	h.join(staticJoinReq(5, old, "inst")).answered(t, kerr.FencedInstanceID.Code)
 	creq := commitReq(8, old, gen, 5)
 	creq.InstanceID = &inst
-	if code, err := h.c.commit(context.Background(), creq, []meta.CommittedOffset{testOffset(5)}); code != kerr.FencedInstanceID.Code || err != nil {
+	if code, _, err := h.c.commit(context.Background(), creq, []meta.CommittedOffset{testOffset(5)}); code != kerr.FencedInstanceID.Code || err != nil {
 		t.Fatalf("fenced commit: %v %v", kerr.ErrorForCode(code), err)
 	}
 	if _, found, _ := h.meta.FetchOffset(context.Background(), "g", "t", 0); found {
@@ -657,7 +657,7 @@ func TestGroupCommitChecks(t *testing.T) {
 	ctx := context.Background()
 	commit := func(req *kmsg.OffsetCommitRequest) int16 {
 		t.Helper()
-		code, err := h.c.commit(ctx, req, []meta.CommittedOffset{testOffset(req.Topics[0].Partitions[0].Offset)})
+		code, _, err := h.c.commit(ctx, req, []meta.CommittedOffset{testOffset(req.Topics[0].Partitions[0].Offset)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -772,7 +772,7 @@ func TestGroupDescribeListDelete(t *testing.T) {
 		t.Fatalf("describe unknown v5 %+v", d)
 	}
 	list, err := h.c.list(ctx)
-	if err != nil || len(list) != 2 || list[0].name != "g" || list[0].state != stateStable || list[1].state != stateEmpty {
+	if err != nil || len(list) != 2 || list[0].name != "g" || list[0].state != "Stable" || list[1].state != "Empty" {
 		t.Fatalf("list %+v %v", list, err)
 	}
 	for _, c := range []struct {
