@@ -80,7 +80,10 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		if done || total >= int(req.MinBytes) || !time.Now().Before(deadline) {
 			return resp, nil
 		}
-		if !waitAny(ctx, waits, deadline) {
+		waitStart := time.Now()
+		woke := waitAny(ctx, waits, deadline)
+		r.waited += time.Since(waitStart)
+		if !woke {
 			return resp, nil
 		}
 	}

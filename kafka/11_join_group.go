@@ -27,6 +27,7 @@ package kafka
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -40,8 +41,10 @@ func (s *Server) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response
 		default: // answered already; cannot happen
 		}
 	})
+	waitStart := time.Now()
 	select {
 	case resp := <-ch:
+		r.waited += time.Since(waitStart)
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -18,6 +18,7 @@ package kafka
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -31,8 +32,10 @@ func (s *Server) handleSyncGroup(ctx context.Context, r *request) (kmsg.Response
 		default: // answered already; cannot happen
 		}
 	})
+	waitStart := time.Now()
 	select {
 	case resp := <-ch:
+		r.waited += time.Since(waitStart)
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -45,6 +46,9 @@ type request struct {
 	clientHost    string // the client's IP address (DescribeGroups reports it)
 	body          kmsg.Request
 	received      time.Time
+	// waited is the time the handler legitimately waited (a fetch's long
+	// poll, a rebalance); the slow-request log does not count it.
+	waited time.Duration
 }
 
 // errCloseConn asks the reader to close the connection quietly (e.g. an
@@ -67,6 +71,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) exit() {
 	c.s.wg.Done()
 	if c.running.Add(-1) == 0 {
+		c.s.metrics.connsOpen.Dec()
 		close(c.done)
 	}
 }
@@ -171,6 +176,7 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	}
 	if req.key == apiVersionsKey && req.version > a.max {
 		// KIP-511: answer in v0 format whatever the client speaks.
+		c.s.metrics.api(req.key).countError(kerr.UnsupportedVersion.Code)
 		return encodeResponse(req.correlationID, req.key, c.s.apiVersionsUnsupported()), nil
 	}
 	if req.version < a.min || req.version > a.max {
@@ -189,10 +195,23 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	}
 	req.body = body
 	resp, err := c.serve(a, req)
-	if err != nil || resp == nil {
-		return nil, err
+	var out []byte
+	if err == nil && resp != nil {
+		out = encodeResponse(req.correlationID, req.key, resp)
 	}
-	return encodeResponse(req.correlationID, req.key, resp), nil
+	c.served(req, len(frame), resp, out)
+	return out, err
+}
+
+// served records a request in the metrics and the slow-request log once
+// its response (out; nil for none) is encoded.
+func (c *conn) served(req *request, frameLen int, resp kmsg.Response, out []byte) {
+	d := time.Since(req.received)
+	if out == nil {
+		resp = nil // not answered: its error codes reach no client
+	}
+	c.s.metrics.api(req.key).observe(req.version, d.Seconds(), 4+frameLen, len(out), resp)
+	c.logSlow(req, d)
 }
 
 // serve runs a handler, turning a panic into an error that closes this

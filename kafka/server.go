@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/log"
@@ -89,6 +90,17 @@ type Config struct {
 	// Groups tunes the group coordinator; zero fields take Kafka's
 	// defaults.
 	Groups GroupConfig
+	// Metrics, when set, registers the front's request and connection
+	// metrics (metrics.go) and the group collector (group_metrics.go).
+	// Nil keeps them unregistered.
+	Metrics prometheus.Registerer
+	// GroupMetricsMaxSeries caps the per-group series the group collector
+	// exports (group_metrics.go); 0 is DefaultGroupMetricsMaxSeries,
+	// negative exports none.
+	GroupMetricsMaxSeries int
+	// SlowRequestThreshold logs requests whose service time exceeds it at
+	// Warn (slow_request.go); 0 disables the log.
+	SlowRequestThreshold time.Duration
 }
 
 // Server is one broker's Kafka listener. Serve may be called for several
@@ -116,10 +128,15 @@ type Server struct {
 
 	// groups is the group coordinator, stopped by Close.
 	groups *coordinator
-	// topicIDs caches topicsByID (topics.go).
-	topicIDs atomic.Pointer[topicIDCache]
 	// internal tracks the internal topics (internal_topics.go).
 	internal internalTopics
+	// metrics are the request and connection metrics; never nil.
+	metrics *frontMetrics
+	// groupMetrics is the group collector, registered when
+	// Config.Metrics is set.
+	groupMetrics *groupCollector
+	// topicIDs caches topicsByID (topics.go).
+	topicIDs atomic.Pointer[topicIDCache]
 }
 
 // New checks cfg, fills in defaults and returns a Server ready to Serve.
@@ -145,15 +162,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.GroupMetricsMaxSeries == 0 {
+		cfg.GroupMetricsMaxSeries = DefaultGroupMetricsMaxSeries
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	apis := dispatchTable()
-	return &Server{
+	s := &Server{
 		cfg: cfg, logger: cfg.Logger.With("component", "kafka"), ctx: ctx, cancel: cancel,
 		apis: apis, apiKeys: apiVersionsKeys(apis),
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
-		groups: newCoordinator(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger),
-	}, nil
+		groups:  newCoordinator(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger),
+		metrics: newFrontMetrics(cfg.Metrics, apis),
+	}
+	s.groupMetrics = newGroupCollector(s)
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.groupMetrics)
+	}
+	return s, nil
 }
 
 // Serve accepts connections on l until Close; it then returns nil. Other
@@ -240,6 +266,8 @@ func (s *Server) serveConn(nc net.Conn) *conn {
 	s.conns[c] = struct{}{}
 	s.wg.Add(2)
 	s.mu.Unlock()
+	s.metrics.accepted.Inc()
+	s.metrics.connsOpen.Inc()
 	go c.readLoop()
 	go c.writeLoop()
 	return c

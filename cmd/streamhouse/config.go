@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/streamhouse/streamhouse/kafka"
 	"github.com/streamhouse/streamhouse/log"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
 	HTTPAddr string
+	// MetricsPerPartition exports the per-topic log metrics per partition
+	// (a partition label; one series per partition instead of per topic).
+	MetricsPerPartition bool
 	// LogFormat is "text" or "json".
 	LogFormat string
 	// LogLevel is the lowest level logged.
@@ -70,6 +74,21 @@ type Config struct {
 	SegmentAge   time.Duration
 	// FlushInterval is how often acks=1 appends are synced in the background.
 	FlushInterval time.Duration
+	// SlowRequestThreshold logs Kafka requests and gRPC calls slower than this (long-poll
+	// and rebalance waits excluded) at Warn; 0 disables the log.
+	SlowRequestThreshold time.Duration
+	// Group coordinator settings (kafka.GroupConfig): Kafka's
+	// group.initial.rebalance.delay.ms (0: none),
+	// group.min/max.session.timeout.ms, offsets.retention.minutes and
+	// offsets.retention.check.interval.ms.
+	GroupInitialRebalanceDelay    time.Duration
+	GroupMinSessionTimeout        time.Duration
+	GroupMaxSessionTimeout        time.Duration
+	OffsetsRetention              time.Duration
+	OffsetsRetentionCheckInterval time.Duration
+	// GroupMetricsMaxSeries caps the per-group metric series; 0 exports
+	// none.
+	GroupMetricsMaxSeries int
 }
 
 // SettingError is a setting whose value cannot be used. Name is the
@@ -170,6 +189,9 @@ func settings() []setting {
 		{flag: "http-addr", env: "STREAMHOUSE_HTTP_ADDR", usage: "HTTP address for /metrics, /healthz, /readyz",
 			defText: ":8080", def: constant(":8080"),
 			set: func(c *Config, v string) error { c.HTTPAddr = v; return checkAddr(v) }},
+		{flag: "metrics-per-partition", env: "STREAMHOUSE_METRICS_PER_PARTITION", isBool: true, usage: "export the per-topic log metrics (throughput, offsets, object-store bytes) per partition: one series per partition instead of per topic",
+			defText: "false", def: constant("false"),
+			set: func(c *Config, v string) (err error) { c.MetricsPerPartition, err = strconv.ParseBool(v); return }},
 		{flag: "log-format", env: "STREAMHOUSE_LOG_FORMAT", usage: "log format: text or json",
 			defText: "text", def: constant("text"),
 			set: func(c *Config, v string) (err error) { c.LogFormat, err = parseLogFormat(v); return }},
@@ -185,6 +207,30 @@ func settings() []setting {
 		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
 			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
 			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},
+		{flag: "slow-request-threshold", env: "STREAMHOUSE_SLOW_REQUEST_THRESHOLD", usage: "log Kafka requests and gRPC calls taking longer than this at warn, long-poll and rebalance waits excluded (a duration like 1s; 0 disables)",
+			defText: "1s", def: constant("1s"),
+			set: func(c *Config, v string) (err error) { c.SlowRequestThreshold, err = parseDurationOrZero(v); return }},
+		{flag: "group-initial-rebalance-delay", env: "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY", usage: "delay of an empty group's first rebalance, group.initial.rebalance.delay.ms (milliseconds or a duration; 0 disables)",
+			defText: "3000 (3s)", def: constant(strconv.FormatInt(kafka.DefaultGroupInitialRebalanceDelay.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) {
+				c.GroupInitialRebalanceDelay, err = parseMillisOrZero(v)
+				return
+			}},
+		{flag: "group-min-session-timeout", env: "STREAMHOUSE_GROUP_MIN_SESSION_TIMEOUT", usage: "smallest session timeout a consumer may ask for, group.min.session.timeout.ms (milliseconds or a duration)",
+			defText: "6000 (6s)", def: constant(strconv.FormatInt(kafka.DefaultGroupMinSessionTimeout.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.GroupMinSessionTimeout, err = parseMillis(v); return }},
+		{flag: "group-max-session-timeout", env: "STREAMHOUSE_GROUP_MAX_SESSION_TIMEOUT", usage: "largest session timeout a consumer may ask for, group.max.session.timeout.ms (milliseconds or a duration)",
+			defText: "1800000 (30m)", def: constant(strconv.FormatInt(kafka.DefaultGroupMaxSessionTimeout.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.GroupMaxSessionTimeout, err = parseMillis(v); return }},
+		{flag: "offsets-retention", env: "STREAMHOUSE_OFFSETS_RETENTION", usage: "committed offsets of a group without members expire this long after the later of their commit and the group emptying, offsets.retention.minutes (minutes or a duration like 168h)",
+			defText: "10080 (7 days)", def: constant(strconv.FormatInt(int64(kafka.DefaultOffsetsRetention/time.Minute), 10)),
+			set: func(c *Config, v string) (err error) { c.OffsetsRetention, err = parseMinutes(v); return }},
+		{flag: "offsets-retention-check-interval", env: "STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL", usage: "how often expired offsets are looked for, offsets.retention.check.interval.ms (milliseconds or a duration)",
+			defText: "600000 (10m)", def: constant(strconv.FormatInt(kafka.DefaultOffsetsRetentionCheckInterval.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.OffsetsRetentionCheckInterval, err = parseMillis(v); return }},
+		{flag: "group-metrics-max-series", env: "STREAMHOUSE_GROUP_METRICS_MAX_SERIES", usage: "cap on per-group metric series (a group, or a group's committed partition, counts one; 0 exports none)",
+			defText: strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries), def: constant(strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries)),
+			set: func(c *Config, v string) (err error) { c.GroupMetricsMaxSeries, err = parseCount(v); return }},
 	}
 }
 
@@ -237,6 +283,10 @@ func (c *Config) check(names map[string]string) error {
 	if !c.UseLocalStorage && c.Bucket == "" {
 		return fmt.Errorf("%s is false but no bucket is set: set STREAMHOUSE_BUCKET (or --bucket), or use local storage",
 			names["use-local-storage"])
+	}
+	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
+		return &SettingError{Name: names["group-min-session-timeout"], Value: c.GroupMinSessionTimeout.String(),
+			Err: fmt.Errorf("must not exceed %s (%s)", names["group-max-session-timeout"], c.GroupMaxSessionTimeout)}
 	}
 	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {
 		return &SettingError{Name: names["local-storage-path"], Value: c.LocalStoragePath,
@@ -390,4 +440,52 @@ func parseDuration(v string) (time.Duration, error) {
 		return 0, errors.New("must be greater than zero")
 	}
 	return d, nil
+}
+
+// isZeroDuration reports whether v is "0" or a zero Go duration ("0s").
+func isZeroDuration(v string) bool {
+	s := strings.TrimSpace(v)
+	d, err := time.ParseDuration(s)
+	return s == "0" || err == nil && d == 0
+}
+
+// parseDurationOrZero is parseDuration that also accepts 0 (off).
+func parseDurationOrZero(v string) (time.Duration, error) {
+	if isZeroDuration(v) {
+		return 0, nil
+	}
+	return parseDuration(v)
+}
+
+// parseMillisOrZero is parseMillis that also accepts 0 (off).
+func parseMillisOrZero(v string) (time.Duration, error) {
+	if isZeroDuration(v) {
+		return 0, nil
+	}
+	return parseMillis(v)
+}
+
+// parseMinutes parses a positive duration given as integer minutes
+// (Kafka's offsets.retention.minutes) or as a Go duration ("168h").
+func parseMinutes(v string) (time.Duration, error) {
+	if m, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if m <= 0 || m > math.MaxInt64/int64(time.Minute) {
+			return 0, errors.New("must be between 1 minute and about 292 years")
+		}
+		return time.Duration(m) * time.Minute, nil
+	}
+	d, err := parseDuration(v)
+	if err != nil {
+		return 0, errors.New("want minutes (10080) or a duration (168h)")
+	}
+	return d, nil
+}
+
+// parseCount parses a non-negative integer.
+func parseCount(v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, errors.New("want a whole number, 0 or more")
+	}
+	return n, nil
 }

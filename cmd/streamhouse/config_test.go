@@ -38,6 +38,14 @@ func defaultConfig() Config {
 		SegmentBytes:     64 << 20,
 		SegmentAge:       10 * time.Minute,
 		FlushInterval:    time.Second,
+
+		SlowRequestThreshold:          time.Second,
+		GroupInitialRebalanceDelay:    3 * time.Second,
+		GroupMinSessionTimeout:        6 * time.Second,
+		GroupMaxSessionTimeout:        30 * time.Minute,
+		OffsetsRetention:              7 * 24 * time.Hour,
+		OffsetsRetentionCheckInterval: 10 * time.Minute,
+		GroupMetricsMaxSeries:         10000,
 	}
 }
 
@@ -86,6 +94,31 @@ func loadConfigCases() []loadConfigCase {
 			want: func(c *Config) { c.CacheBytes, c.HTTPAddr, c.SegmentAge = 512e6, ":9000", 2*time.Minute },
 		},
 		{
+			name: "kafka observability and group settings from env",
+			env: map[string]string{
+				"STREAMHOUSE_SLOW_REQUEST_THRESHOLD": "250ms", "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY": "0",
+				"STREAMHOUSE_GROUP_MIN_SESSION_TIMEOUT": "1000", "STREAMHOUSE_GROUP_MAX_SESSION_TIMEOUT": "5m",
+				"STREAMHOUSE_OFFSETS_RETENTION": "1440", "STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL": "30s",
+				"STREAMHOUSE_GROUP_METRICS_MAX_SERIES": "0",
+			},
+			want: func(c *Config) {
+				c.SlowRequestThreshold, c.GroupInitialRebalanceDelay = 250*time.Millisecond, 0
+				c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout = time.Second, 5*time.Minute
+				c.OffsetsRetention, c.OffsetsRetentionCheckInterval = 24*time.Hour, 30*time.Second
+				c.GroupMetricsMaxSeries = 0
+			},
+		},
+		{
+			name: "kafka observability and group settings by flag",
+			args: []string{"--slow-request-threshold=0", "--group-initial-rebalance-delay=500ms",
+				"--offsets-retention=48h", "--group-metrics-max-series=50"},
+			env: map[string]string{"STREAMHOUSE_SLOW_REQUEST_THRESHOLD": "2s"},
+			want: func(c *Config) {
+				c.SlowRequestThreshold, c.GroupInitialRebalanceDelay = 0, 500*time.Millisecond
+				c.OffsetsRetention, c.GroupMetricsMaxSeries = 48*time.Hour, 50
+			},
+		},
+		{
 			name: "empty env is unset",
 			env:  map[string]string{"STREAMHOUSE_DATA_DIR": "", "STREAMHOUSE_HTTP_ADDR": ""},
 			want: func(*Config) {},
@@ -117,6 +150,17 @@ func loadConfigCases() []loadConfigCase {
 			name: "explicit local storage keeps bucket",
 			env:  map[string]string{"STREAMHOUSE_BUCKET": "b", "USE_LOCAL_STORAGE": "true"},
 			want: func(c *Config) { c.Bucket = "b" },
+		},
+		{
+			name: "metrics per partition by env",
+			env:  map[string]string{"STREAMHOUSE_METRICS_PER_PARTITION": "true"},
+			want: func(c *Config) { c.MetricsPerPartition = true },
+		},
+		{
+			name: "metrics per partition flag beats env",
+			args: []string{"--metrics-per-partition=false"},
+			env:  map[string]string{"STREAMHOUSE_METRICS_PER_PARTITION": "1"},
+			want: func(*Config) {},
 		},
 	}
 }
@@ -164,6 +208,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "grpc port", args: []string{"--grpc-addr=:grpc"}, wantName: "--grpc-addr"},
 		{name: "use local storage", env: map[string]string{"USE_LOCAL_STORAGE": "maybe"}, wantName: "USE_LOCAL_STORAGE"},
 		{name: "path style", args: []string{"--s3-path-style=sure"}, wantName: "--s3-path-style"},
+		{name: "metrics per partition", env: map[string]string{"STREAMHOUSE_METRICS_PER_PARTITION": "some"}, wantName: "STREAMHOUSE_METRICS_PER_PARTITION"},
 		{name: "endpoint", env: map[string]string{"S3_ENDPOINT": "127.0.0.1:7070"}, wantName: "S3_ENDPOINT"},
 		{name: "empty data dir flag", args: []string{"--data-dir="}, wantName: "--data-dir"},
 		{name: "empty region flag", args: []string{"--aws-region="}, wantName: "--aws-region"},
@@ -173,6 +218,14 @@ func TestLoadConfigErrors(t *testing.T) {
 			wantText: []string{"USE_LOCAL_STORAGE is false", "STREAMHOUSE_BUCKET"}},
 		{name: "s3 without bucket by flag", args: []string{"--use-local-storage=false"},
 			wantText: []string{"--use-local-storage is false", "STREAMHOUSE_BUCKET"}},
+		{name: "slow threshold", env: map[string]string{"STREAMHOUSE_SLOW_REQUEST_THRESHOLD": "-1s"}, wantName: "STREAMHOUSE_SLOW_REQUEST_THRESHOLD"},
+		{name: "slow threshold unitless", args: []string{"--slow-request-threshold=5"}, wantName: "--slow-request-threshold"},
+		{name: "initial delay", env: map[string]string{"STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY": "-3"}, wantName: "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY"},
+		{name: "offsets retention", args: []string{"--offsets-retention=0"}, wantName: "--offsets-retention"},
+		{name: "retention check", env: map[string]string{"STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL": "often"}, wantName: "STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL"},
+		{name: "max series", env: map[string]string{"STREAMHOUSE_GROUP_METRICS_MAX_SERIES": "-1"}, wantName: "STREAMHOUSE_GROUP_METRICS_MAX_SERIES"},
+		{name: "session timeouts crossed", args: []string{"--group-min-session-timeout=10m", "--group-max-session-timeout=1m"},
+			wantName: "--group-min-session-timeout", wantText: []string{"--group-max-session-timeout"}},
 		{name: "unknown flag", args: []string{"--nope"}, wantText: []string{"nope"}},
 		{name: "stray argument", args: []string{"serve"}, wantText: []string{`unexpected argument "serve"`}},
 	}

@@ -20,7 +20,24 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 	cfg := kafka.Config{
 		Addr: b.cfg.KafkaAddr, Log: b.logs, Meta: b.meta, Logger: b.logger,
 		AutoCreateTopics: b.cfg.AutoCreateTopics, MaxRequestBytes: int32(b.cfg.MaxRequestBytes),
-		NoFsyncOnAcksAll: !b.cfg.FsyncAcksAll,
+		NoFsyncOnAcksAll:     !b.cfg.FsyncAcksAll,
+		Metrics:              b.reg,
+		SlowRequestThreshold: b.cfg.SlowRequestThreshold,
+		Groups: kafka.GroupConfig{
+			InitialRebalanceDelay:         b.cfg.GroupInitialRebalanceDelay,
+			MinSessionTimeout:             b.cfg.GroupMinSessionTimeout,
+			MaxSessionTimeout:             b.cfg.GroupMaxSessionTimeout,
+			OffsetsRetention:              b.cfg.OffsetsRetention,
+			OffsetsRetentionCheckInterval: b.cfg.OffsetsRetentionCheckInterval,
+		},
+		GroupMetricsMaxSeries: b.cfg.GroupMetricsMaxSeries,
+	}
+	// Zero means "Kafka's default" to kafka.Config and "off" here.
+	if cfg.Groups.InitialRebalanceDelay == 0 {
+		cfg.Groups.InitialRebalanceDelay = -1
+	}
+	if cfg.GroupMetricsMaxSeries == 0 {
+		cfg.GroupMetricsMaxSeries = -1
 	}
 	if a := b.cfg.KafkaAdvertisedAddr; a != "" {
 		host, port, err := net.SplitHostPort(a)

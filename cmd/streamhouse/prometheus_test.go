@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -17,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // promTimeout bounds each wait on Prometheus (start, first scrape, the
@@ -185,7 +189,7 @@ func TestPrometheusScrapesBroker(t *testing.T) {
 		return ok && v == 1, note
 	})
 	out, err := exec.Command(binary(t), "bench", "--brokers", kafkaAddr, "--records", "1000",
-		"--partitions", "1", "--rate", "4000", "--keep-topic", "--timeout", "1m").CombinedOutput()
+		"--partitions", "1", "--rate", "4000", "--keep-topic", "--topic", "prom-bench", "--timeout", "1m").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "missing 0, duplicates 0") {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
@@ -193,10 +197,32 @@ func TestPrometheusScrapesBroker(t *testing.T) {
 		v, ok, note := promQuery(base, `sum(streamhouse_log_appended_records_total{job="streamhouse"})`)
 		return ok && v >= 1000, note
 	})
+	commitGroupLag(t, kafkaAddr)
+	waitFor(t, promTimeout, "consumer lag 2 of group prom-lag in prometheus", func() (bool, string) {
+		v, ok, note := promQuery(base, `sum(streamhouse_kafka_group_lag{job="streamhouse",group="prom-lag"})`)
+		return ok && v == 2, note
+	})
+	waitFor(t, promTimeout, "Kafka produce requests in prometheus", func() (bool, string) {
+		v, ok, note := promQuery(base, `sum(streamhouse_kafka_requests_total{job="streamhouse",api="Produce"})`)
+		return ok && v > 0, note
+	})
 	waitFor(t, promTimeout, "segment uploads in prometheus", func() (bool, string) {
 		v, ok, note := promQuery(base, `sum(streamhouse_log_segment_uploads_total{job="streamhouse"})`)
 		return ok && v > 0, note
 	})
+	// Per-topic series: the bench's consumer read the records back, its
+	// partition's high watermark is 1000, and sealed segments were uploaded.
+	for query, want := range map[string]func(float64) bool{
+		`streamhouse_log_appended_records_total{job="streamhouse",topic="prom-bench"}`: func(v float64) bool { return v == 1000 },
+		`streamhouse_log_read_records_total{job="streamhouse",topic="prom-bench"}`:     func(v float64) bool { return v >= 1000 },
+		`streamhouse_log_high_watermark{job="streamhouse",topic="prom-bench"}`:         func(v float64) bool { return v == 1000 },
+		`streamhouse_log_object_store_bytes{job="streamhouse",topic="prom-bench"}`:     func(v float64) bool { return v > 0 },
+	} {
+		waitFor(t, promTimeout, query+" in prometheus", func() (bool, string) {
+			v, ok, note := promQuery(base, query)
+			return ok && want(v), note
+		})
+	}
 	waitFor(t, promTimeout, "every alerting rule evaluated without error", func() (bool, string) {
 		return rulesHealthy(base)
 	})
@@ -206,6 +232,13 @@ func TestPrometheusScrapesBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	promtoolRun(t, promtool, []byte(body), "check", "metrics")
+	// The gRPC front's call metrics exist (at zero) before any call.
+	for _, want := range []string{`streamhouse_grpc_requests_total{code="OK",method="/streamhouse.StreamHouse/Produce"}`,
+		`streamhouse_grpc_request_duration_seconds_count{method="/streamhouse.StreamHouse/Consume"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 	checkReferencedMetrics(t, body)
 	p.stop(t)
 }
@@ -268,6 +301,8 @@ func checkReferencedMetrics(t *testing.T, body string) {
 	// A labelled family appears only once it has a series; no object-store
 	// operation fails in this test (objstore/instrument.go defines it).
 	known["streamhouse_objstore_errors_total"] = true
+	// Likewise Kafka error codes (kafka/metrics.go): none need occur here.
+	known["streamhouse_kafka_errors_total"] = true
 	nameRE := regexp.MustCompile(`streamhouse_[a-z0-9_]+`)
 	for _, f := range []string{"deploy/grafana/dashboards/streamhouse.json", "deploy/prometheus/alerts.yml"} {
 		raw, err := os.ReadFile(filepath.Join(repoRoot, f))
@@ -284,5 +319,28 @@ func checkReferencedMetrics(t *testing.T, body string) {
 		if len(unknown) > 0 {
 			t.Errorf("%s names metrics the broker does not export: %v", f, unknown)
 		}
+	}
+}
+
+// commitGroupLag produces 3 records to topic prom-lag and commits offset 1
+// for group prom-lag, so the group metrics have a lag of 2 to export.
+func commitGroupLag(t *testing.T, kafkaAddr string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "prom-lag", Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var offsets kadm.Offsets
+	offsets.AddOffset("prom-lag", 0, 1, -1)
+	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, "prom-lag", offsets); err != nil {
+		t.Fatal(err)
 	}
 }

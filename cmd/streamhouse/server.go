@@ -149,6 +149,8 @@ func (b *broker) start(ctx context.Context) error {
 		SegmentBytes:  cfg.SegmentBytes,
 		SegmentAge:    cfg.SegmentAge,
 		FlushInterval: cfg.FlushInterval,
+
+		PerPartitionMetrics: cfg.MetricsPerPartition,
 	})
 	if err != nil {
 		return err
@@ -169,6 +171,7 @@ func (b *broker) newFronts() ([]front, error) {
 	}
 	g := grpcapi.New(grpcapi.Config{
 		Log: b.logs, Meta: b.meta, Logger: b.logger.With("component", "grpc"), Addr: b.cfg.GRPCAddr,
+		Registerer: b.reg, SlowRequestThreshold: b.cfg.SlowRequestThreshold,
 	})
 	return []front{k, g}, nil
 }
