@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +325,31 @@ func TestUsageListsEverySetting(t *testing.T) {
 	}
 	if _, err := LoadConfig([]string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("LoadConfig(-h) = %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestOperationsDocListsEverySetting checks that docs/OPERATIONS.md has a
+// table row for every flag naming its environment variable.
+func TestOperationsDocListsEverySetting(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "| `--") {
+			flag, _, _ := strings.Cut(strings.TrimPrefix(line, "| `--"), "`")
+			rows[flag] = line
+		}
+	}
+	for _, s := range settings() {
+		row, ok := rows[s.flag]
+		if !ok {
+			t.Errorf("docs/OPERATIONS.md has no row for --%s", s.flag)
+			continue
+		}
+		if !strings.Contains(row, "`"+s.env+"`") {
+			t.Errorf("docs/OPERATIONS.md's row for --%s does not name %s: %s", s.flag, s.env, row)
+		}
 	}
 }

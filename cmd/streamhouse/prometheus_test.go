@@ -240,6 +240,7 @@ func TestPrometheusScrapesBroker(t *testing.T) {
 		}
 	}
 	checkReferencedMetrics(t, body)
+	checkDocumented(t, body)
 	p.stop(t)
 }
 
@@ -342,5 +343,24 @@ func commitGroupLag(t *testing.T, kafkaAddr string) {
 	offsets.AddOffset("prom-lag", 0, 1, -1)
 	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, "prom-lag", offsets); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkDocumented fails for every streamhouse_ metric family in the
+// /metrics body that docs/OPERATIONS.md does not name.
+func checkDocumented(t *testing.T, body string) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "#" || f[1] != "TYPE" || !strings.HasPrefix(f[2], "streamhouse_") {
+			continue
+		}
+		if !bytes.Contains(doc, []byte(f[2])) {
+			t.Errorf("metric %s is served but docs/OPERATIONS.md does not describe it", f[2])
+		}
 	}
 }
