@@ -86,6 +86,10 @@ type Config struct {
 	GroupMaxSessionTimeout        time.Duration
 	OffsetsRetention              time.Duration
 	OffsetsRetentionCheckInterval time.Duration
+	// KIP-848 consumer groups: group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms.
+	ConsumerSessionTimeout    time.Duration
+	ConsumerHeartbeatInterval time.Duration
 	// GroupMetricsMaxSeries caps the per-group metric series; 0 exports
 	// none.
 	GroupMetricsMaxSeries int
@@ -228,6 +232,12 @@ func settings() []setting {
 		{flag: "offsets-retention-check-interval", env: "STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL", usage: "how often expired offsets are looked for, offsets.retention.check.interval.ms (milliseconds or a duration)",
 			defText: "600000 (10m)", def: constant(strconv.FormatInt(kafka.DefaultOffsetsRetentionCheckInterval.Milliseconds(), 10)),
 			set: func(c *Config, v string) (err error) { c.OffsetsRetentionCheckInterval, err = parseMillis(v); return }},
+		{flag: "group-consumer-session-timeout", env: "STREAMHOUSE_GROUP_CONSUMER_SESSION_TIMEOUT", usage: "KIP-848 consumer groups: a member that sends no heartbeat for this long is removed, group.consumer.session.timeout.ms (milliseconds or a duration)",
+			defText: "45000 (45s)", def: constant(strconv.FormatInt(kafka.DefaultConsumerSessionTimeout.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.ConsumerSessionTimeout, err = parseMillis(v); return }},
+		{flag: "group-consumer-heartbeat-interval", env: "STREAMHOUSE_GROUP_CONSUMER_HEARTBEAT_INTERVAL", usage: "KIP-848 consumer groups: the heartbeat interval members are told to keep, group.consumer.heartbeat.interval.ms (milliseconds or a duration)",
+			defText: "5000 (5s)", def: constant(strconv.FormatInt(kafka.DefaultConsumerHeartbeatInterval.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.ConsumerHeartbeatInterval, err = parseMillis(v); return }},
 		{flag: "group-metrics-max-series", env: "STREAMHOUSE_GROUP_METRICS_MAX_SERIES", usage: "cap on per-group metric series (a group, or a group's committed partition, counts one; 0 exports none)",
 			defText: strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries), def: constant(strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries)),
 			set: func(c *Config, v string) (err error) { c.GroupMetricsMaxSeries, err = parseCount(v); return }},
@@ -287,6 +297,10 @@ func (c *Config) check(names map[string]string) error {
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		return &SettingError{Name: names["group-min-session-timeout"], Value: c.GroupMinSessionTimeout.String(),
 			Err: fmt.Errorf("must not exceed %s (%s)", names["group-max-session-timeout"], c.GroupMaxSessionTimeout)}
+	}
+	if c.ConsumerHeartbeatInterval >= c.ConsumerSessionTimeout {
+		return &SettingError{Name: names["group-consumer-heartbeat-interval"], Value: c.ConsumerHeartbeatInterval.String(),
+			Err: fmt.Errorf("must be below %s (%s)", names["group-consumer-session-timeout"], c.ConsumerSessionTimeout)}
 	}
 	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {
 		return &SettingError{Name: names["local-storage-path"], Value: c.LocalStoragePath,

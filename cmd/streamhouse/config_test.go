@@ -47,6 +47,8 @@ func defaultConfig() Config {
 		GroupMaxSessionTimeout:        30 * time.Minute,
 		OffsetsRetention:              7 * 24 * time.Hour,
 		OffsetsRetentionCheckInterval: 10 * time.Minute,
+		ConsumerSessionTimeout:        45 * time.Second,
+		ConsumerHeartbeatInterval:     5 * time.Second,
 		GroupMetricsMaxSeries:         10000,
 	}
 }
@@ -228,6 +230,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "max series", env: map[string]string{"STREAMHOUSE_GROUP_METRICS_MAX_SERIES": "-1"}, wantName: "STREAMHOUSE_GROUP_METRICS_MAX_SERIES"},
 		{name: "session timeouts crossed", args: []string{"--group-min-session-timeout=10m", "--group-max-session-timeout=1m"},
 			wantName: "--group-min-session-timeout", wantText: []string{"--group-max-session-timeout"}},
+		{name: "consumer session timeout", env: map[string]string{"STREAMHOUSE_GROUP_CONSUMER_SESSION_TIMEOUT": "0"}, wantName: "STREAMHOUSE_GROUP_CONSUMER_SESSION_TIMEOUT"},
+		{name: "consumer heartbeat not below session", env: map[string]string{"STREAMHOUSE_GROUP_CONSUMER_HEARTBEAT_INTERVAL": "45s"},
+			wantName: "STREAMHOUSE_GROUP_CONSUMER_HEARTBEAT_INTERVAL", wantText: []string{"--group-consumer-session-timeout"}},
 		{name: "unknown flag", args: []string{"--nope"}, wantText: []string{"nope"}},
 		{name: "stray argument", args: []string{"serve"}, wantText: []string{`unexpected argument "serve"`}},
 	}

@@ -29,6 +29,8 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 			MaxSessionTimeout:             b.cfg.GroupMaxSessionTimeout,
 			OffsetsRetention:              b.cfg.OffsetsRetention,
 			OffsetsRetentionCheckInterval: b.cfg.OffsetsRetentionCheckInterval,
+			ConsumerSessionTimeout:        b.cfg.ConsumerSessionTimeout,
+			ConsumerHeartbeatInterval:     b.cfg.ConsumerHeartbeatInterval,
 		},
 		GroupMetricsMaxSeries: b.cfg.GroupMetricsMaxSeries,
 	}
