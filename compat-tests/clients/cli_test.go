@@ -10,16 +10,18 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamhouse/streamhouse/compat-tests/harness"
 )
 
 // Main classes of Apache Kafka 4.4.0's CLI tools (bin/kafka-*.sh run these).
 const (
-	topicCommand    = "org.apache.kafka.tools.TopicCommand"             // kafka-topics.sh
-	consoleProducer = "org.apache.kafka.tools.ConsoleProducer"          // kafka-console-producer.sh
-	consoleConsumer = "org.apache.kafka.tools.consumer.ConsoleConsumer" // kafka-console-consumer.sh
-	perfTest        = "org.apache.kafka.tools.ProducerPerformance"      // kafka-producer-perf-test.sh
+	topicCommand    = "org.apache.kafka.tools.TopicCommand"                        // kafka-topics.sh
+	consoleProducer = "org.apache.kafka.tools.ConsoleProducer"                     // kafka-console-producer.sh
+	consoleConsumer = "org.apache.kafka.tools.consumer.ConsoleConsumer"            // kafka-console-consumer.sh
+	perfTest        = "org.apache.kafka.tools.ProducerPerformance"                 // kafka-producer-perf-test.sh
+	groupCommand    = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand" // kafka-consumer-groups.sh
 	cliTimeout      = 2 * time.Minute
 )
 
@@ -196,4 +198,153 @@ func TestProducerPerfTest(t *testing.T) {
 	if got := len(harness.Consume(t, b, topic, n)); got != n {
 		t.Errorf("read %d records back, want %d", got, n)
 	}
+}
+
+// TestConsumerGroupsDescribeCLI: kafka-consumer-groups --list, --describe,
+// --describe --members and --describe --state while a franz-go group member
+// (cooperative-sticky, its default) is active. The member read 10 records of
+// each of 3 partitions and committed; then 1, 2 and 3 more records went to
+// partitions 0, 1 and 2, so the tool must show CURRENT-OFFSET 10,
+// LOG-END-OFFSET 11, 12, 13 and LAG 1, 2, 3, with the member's consumer ID,
+// client ID and host; --state shows the group Stable with one member, its
+// assignor and the coordinator's address.
+func TestConsumerGroupsDescribeCLI(t *testing.T) {
+	b := harness.Start(t)
+	topic := harness.Topic(t)
+	harness.CreateTopic(t, b, topic, 3)
+	first := harness.Records(30, 3, "cli-group", time.Now())
+	harness.Produce(t, b, topic, first)
+	group, clientID := "g-"+topic, "compat-cli-member"
+	cl := harness.Client(t, b, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ClientID(clientID),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []harness.Record
+	for len(got) < len(first) && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		for _, fe := range fs.Errors() {
+			if ctx.Err() == nil {
+				t.Fatalf("group fetch %s[%d]: %v", fe.Topic, fe.Partition, fe.Err)
+			}
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, harness.FromKgo(r)) })
+	}
+	if len(got) < len(first) {
+		t.Fatalf("group member read %d records within 60s, want %d", len(got), len(first))
+	}
+	harness.CheckRecords(t, got, first, harness.Check{})
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	var more []harness.Record
+	for p := int32(0); p < 3; p++ {
+		for i := int32(0); i <= p; i++ {
+			r := harness.Records(1, 1, fmt.Sprintf("cli-group-more-%d-%d", p, i), time.Now())[0]
+			r.Partition = p
+			more = append(more, r)
+		}
+	}
+	harness.Produce(t, b, topic, more)
+	memberID := waitStableMember(t, b, group, topic, cl)
+
+	bs := []string{"--bootstrap-server", b.Bootstrap()}
+	if out := harness.Java(t, cliTimeout, "", nil, groupCommand, append(bs, "--list")...); !containsLine(out, group) {
+		t.Errorf("--list printed %q, want a line %q", out, group)
+	}
+	out := harness.Java(t, cliTimeout, "", nil, groupCommand, append(bs, "--describe", "--group", group)...)
+	t.Logf("--describe --group %s:\n%s", group, out)
+	rows := parseCLITable(out)
+	if len(rows) != 3 {
+		t.Fatalf("--describe printed %q: %d partition rows, want 3", out, len(rows))
+	}
+	for _, r := range rows {
+		p, _ := strconv.Atoi(r["PARTITION"])
+		want := map[string]string{"GROUP": group, "TOPIC": topic, "CURRENT-OFFSET": "10",
+			"LOG-END-OFFSET": strconv.Itoa(11 + p), "LAG": strconv.Itoa(1 + p),
+			"CONSUMER-ID": memberID, "HOST": "/127.0.0.1", "CLIENT-ID": clientID}
+		for col, w := range want {
+			if r[col] != w {
+				t.Errorf("--describe partition %d: %s %q, want %q (row %v)", p, col, r[col], w, r)
+			}
+		}
+	}
+	out = harness.Java(t, cliTimeout, "", nil, groupCommand, append(bs, "--describe", "--group", group, "--members")...)
+	t.Logf("--describe --group %s --members:\n%s", group, out)
+	rows = parseCLITable(out)
+	want := map[string]string{"GROUP": group, "CONSUMER-ID": memberID, "HOST": "/127.0.0.1",
+		"CLIENT-ID": clientID, "#PARTITIONS": "3"}
+	if len(rows) != 1 {
+		t.Fatalf("--describe --members printed %q: %d member rows, want 1", out, len(rows))
+	}
+	for col, w := range want {
+		if rows[0][col] != w {
+			t.Errorf("--describe --members: %s %q, want %q (row %v)", col, rows[0][col], w, rows[0])
+		}
+	}
+	// --state: "COORDINATOR (ID)" is two words in the header and in the row.
+	out = harness.Java(t, cliTimeout, "", nil, groupCommand, append(bs, "--describe", "--group", group, "--state")...)
+	t.Logf("--describe --group %s --state:\n%s", group, out)
+	rows = parseCLITable(out)
+	want = map[string]string{"GROUP": group, "COORDINATOR": b.Bootstrap(),
+		"ASSIGNMENT-STRATEGY": "cooperative-sticky", "STATE": "Stable", "#MEMBERS": "1"}
+	if len(rows) != 1 {
+		t.Fatalf("--describe --state printed %q: %d rows, want 1", out, len(rows))
+	}
+	for col, w := range want {
+		if rows[0][col] != w {
+			t.Errorf("--describe --state: %s %q, want %q (row %v)", col, rows[0][col], w, rows[0])
+		}
+	}
+}
+
+// waitStableMember polls DescribeGroups until group is Stable with one member,
+// cl's, assigned all 3 partitions of topic, and returns its member ID.
+func waitStableMember(t *testing.T, b harness.Broker, group, topic string, cl *kgo.Client) string {
+	t.Helper()
+	adm := kadm.NewClient(harness.Client(t, b))
+	var memberID string
+	harness.Eventually(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ds, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return err
+		}
+		d := ds[group]
+		id, _ := cl.GroupMetadata()
+		if d.Err != nil || d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != id {
+			return fmt.Errorf("group %s: state %q, err %v, %d members; want Stable with member %q", group, d.State, d.Err, len(d.Members), id)
+		}
+		if ps := d.AssignedPartitions()[topic]; len(ps) != 3 {
+			return fmt.Errorf("group %s: assigned %v, want 3 partitions of %s", group, d.AssignedPartitions(), topic)
+		}
+		memberID = id
+		return nil
+	})
+	return memberID
+}
+
+// parseCLITable parses the whitespace-aligned tables kafka-consumer-groups
+// prints: a header line starting with GROUP names the columns of the rows
+// below it (values have no spaces). Other lines are ignored.
+func parseCLITable(out string) []map[string]string {
+	var cols []string
+	var rows []map[string]string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+			cols = nil
+		case f[0] == "GROUP":
+			cols = f
+		case cols != nil && len(f) == len(cols):
+			r := map[string]string{}
+			for i, c := range cols {
+				r[c] = f[i]
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
 }

@@ -1,7 +1,10 @@
 package clients
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,12 +101,7 @@ func saramaRead(t *testing.T, cons sarama.Consumer, topic string, p int32, offse
 	for len(got) < n {
 		select {
 		case m := <-pc.Messages():
-			r := harness.Record{Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value),
-				Timestamp: m.Timestamp.UnixMilli()}
-			for _, h := range m.Headers {
-				r.Headers = append(r.Headers, harness.Header{Key: string(h.Key), Value: string(h.Value)})
-			}
-			got = append(got, r)
+			got = append(got, saramaRecord(m))
 		case e := <-pc.Errors():
 			t.Fatalf("partition %d: %v", p, e)
 		case <-deadline:
@@ -111,6 +109,125 @@ func saramaRead(t *testing.T, cons sarama.Consumer, topic string, p int32, offse
 		}
 	}
 	return got
+}
+
+// saramaRecord converts a message sarama read.
+func saramaRecord(m *sarama.ConsumerMessage) harness.Record {
+	r := harness.Record{Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value),
+		Timestamp: m.Timestamp.UnixMilli()}
+	for _, h := range m.Headers {
+		r.Headers = append(r.Headers, harness.Header{Key: string(h.Key), Value: string(h.Value)})
+	}
+	return r
+}
+
+// TestSaramaGroupConsumer: a sarama ConsumerGroup (range assignor, from the
+// oldest offset, auto-commit off) reads a topic of 3 partitions, marking every
+// message and committing when it reaches a claim's high watermark. Every
+// record is read exactly once, in order per partition, and the committed
+// offsets (read back with kadm) equal the end offsets.
+func TestSaramaGroupConsumer(t *testing.T) {
+	b := harness.Start(t)
+	topic := harness.Topic(t)
+	harness.CreateTopic(t, b, topic, 3)
+	want := harness.Records(90, 3, "sarama-group", time.Now())
+	harness.Produce(t, b, topic, want, produceCodec(t, "snappy"))
+	group := "g-" + topic
+	got := saramaGroupConsume(t, b, topic, group, len(want))
+	harness.CheckRecords(t, got, want, harness.Check{})
+	checkCommittedAtEnd(t, b, group, topic)
+}
+
+// saramaGroupConsume consumes topic in a sarama ConsumerGroup until n records
+// arrived (within 60 s), then leaves the group and returns every record it
+// was handed, including any beyond n, so that duplicates show. The handler
+// commits each partition's last record before counting it, so the group's
+// commits are done when n records are.
+func saramaGroupConsume(t *testing.T, b harness.Broker, topic, group string, n int) []harness.Record {
+	t.Helper()
+	c := sarama.NewConfig()
+	c.Version = sarama.V3_9_0_0
+	c.ClientID = "compat-sarama-group"
+	c.Consumer.MaxWaitTime = 200 * time.Millisecond
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Enable = false
+	c.Consumer.Return.Errors = true
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	cg, err := sarama.NewConsumerGroup([]string{b.Bootstrap()}, group, c)
+	if err != nil {
+		t.Fatalf("NewConsumerGroup: %v", err)
+	}
+	h := &saramaGroupHandler{n: n, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	consumed := make(chan error, 1)
+	go func() { // ends when ctx is cancelled (or the group is closed)
+		var err error
+		for ctx.Err() == nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			err = cg.Consume(ctx, []string{topic}, h)
+		}
+		consumed <- err
+	}()
+	errs := make(chan []error, 1)
+	go func() { // ends when cg.Close closes Errors()
+		var es []error
+		for e := range cg.Errors() {
+			es = append(es, e)
+		}
+		errs <- es
+	}()
+	select {
+	case <-h.done:
+	case <-time.After(60 * time.Second):
+		t.Errorf("sarama group %s: %d records within 60s, want %d", group, len(h.records()), n)
+	}
+	cancel()
+	if err := <-consumed; err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) && !errors.Is(err, context.Canceled) {
+		t.Errorf("Consume: %v", err)
+	}
+	if err := cg.Close(); err != nil {
+		t.Errorf("close consumer group: %v", err)
+	}
+	for _, e := range <-errs {
+		t.Errorf("sarama group error: %v", e)
+	}
+	return h.records()
+}
+
+// saramaGroupHandler collects the messages of every claim, marks each and
+// commits (synchronously) when a claim has reached its high watermark.
+type saramaGroupHandler struct {
+	n    int
+	done chan struct{} // closed once n records arrived
+	// mu guards got and closed.
+	mu     sync.Mutex
+	got    []harness.Record
+	closed bool
+}
+
+func (h *saramaGroupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *saramaGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h *saramaGroupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for m := range claim.Messages() {
+		sess.MarkMessage(m, "")
+		if m.Offset+1 >= claim.HighWaterMarkOffset() {
+			sess.Commit()
+		}
+		h.mu.Lock()
+		h.got = append(h.got, saramaRecord(m))
+		if len(h.got) >= h.n && !h.closed {
+			h.closed = true
+			close(h.done)
+		}
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *saramaGroupHandler) records() []harness.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]harness.Record(nil), h.got...)
 }
 
 // TestSaramaAdminOffsets: ClusterAdmin create, describe and delete topics; Client.GetOffset for the oldest, newest and by-timestamp offsets.

@@ -28,13 +28,16 @@ var served = map[Kind][]Feature{
 // the broker under test lacks one of them.
 // clients/main_test.go checks that every name here is a test.
 var Requirements = map[string][]Feature{
-	"TestJavaGroupConsumer":        {ConsumerGroups},
-	"TestKafkaJSGroupConsumer":     {ConsumerGroups},
-	"TestConsoleConsumerGroup":     {ConsumerGroups},
-	"TestConfluentGroupConsumer":   {ConsumerGroups},
-	"TestKafkaPythonGroupConsumer": {ConsumerGroups},
-	"TestKafkaTopicsDescribeCLI":   {DescribeConfigs},
-	"TestSaramaListTopics":         {DescribeConfigs},
+	"TestJavaGroupConsumer":         {ConsumerGroups},
+	"TestKafkaJSGroupConsumer":      {ConsumerGroups},
+	"TestConsoleConsumerGroup":      {ConsumerGroups},
+	"TestConfluentGroupConsumer":    {ConsumerGroups},
+	"TestKafkaPythonGroupConsumer":  {ConsumerGroups},
+	"TestSaramaGroupConsumer":       {ConsumerGroups},
+	"TestGroupsSameTopic":           {ConsumerGroups},
+	"TestConsumerGroupsDescribeCLI": {ConsumerGroups},
+	"TestKafkaTopicsDescribeCLI":    {DescribeConfigs},
+	"TestSaramaListTopics":          {DescribeConfigs},
 }
 
 // SkipUnsupported skips t when kind lacks a feature Requirements lists for

@@ -93,11 +93,17 @@ func StartKafka(dir string) (Broker, error) {
 	return b, nil
 }
 
-// clusterID is a random KRaft cluster ID: 16 bytes, URL-safe base64 without padding.
+// clusterID is a random KRaft cluster ID: 16 bytes, URL-safe base64 without
+// padding, not starting with '-' (kafka-storage's argument parser would take
+// it for an option; Kafka's own Uuid.randomUuid skips those too).
 func clusterID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		_, _ = rand.Read(b[:])
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 func (b *kafkaBroker) Kind() Kind        { return ApacheKafka }

@@ -9,7 +9,9 @@
 //            assign + seekToBeginning (or seek P to OFFSET, assigning only P)
 //   offsets  BOOTSTRAP TOPIC PARTITIONS TS    beginning/end offsets, offsetsForTimes(TS)
 //   admin    BOOTSTRAP TOPIC PARTITIONS       create, list, describe, delete
-//   group    BOOTSTRAP TOPIC N GROUP          subscribe (consumer group), commit
+//   group    BOOTSTRAP TOPIC N GROUP [PROTOCOL]
+//            subscribe (consumer group), commit; PROTOCOL sets group.protocol
+//            (classic or consumer; unset: the client's default)
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -38,7 +40,7 @@ public class Compat {
             case "consume": consume(a[1], a[2], Integer.parseInt(a[3]), Integer.parseInt(a[4]), a.length > 5 ? a[5] : null); break;
             case "offsets": offsets(a[1], a[2], Integer.parseInt(a[3]), Long.parseLong(a[4])); break;
             case "admin": admin(a[1], a[2], Integer.parseInt(a[3])); break;
-            case "group": group(a[1], a[2], Integer.parseInt(a[3]), a[4]); break;
+            case "group": group(a[1], a[2], Integer.parseInt(a[3]), a[4], a.length > 5 ? a[5] : null); break;
             default: throw new IllegalArgumentException("unknown mode " + a[0]);
         }
     }
@@ -185,9 +187,10 @@ public class Compat {
         }
     }
 
-    static void group(String bootstrap, String topic, int n, String groupId) {
+    static void group(String bootstrap, String topic, int n, String groupId, String protocol) {
         Properties p = consumerProps(bootstrap);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+        if (protocol != null) p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             c.subscribe(List.of(topic));
             int got = pollUntil(c, n);
