@@ -80,36 +80,30 @@ func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp
 		return
 	}
 	sp.LeaderEpoch = leaderEpoch
+	// record fills in a search's answer: the record found, or -1/-1.
+	record := func(off, at int64, found bool, err error) {
+		switch {
+		case err != nil:
+			sp.ErrorCode = errorCode(err)
+			sp.LeaderEpoch = -1
+		case found:
+			sp.Offset, sp.Timestamp = off, at
+		}
+	}
 	switch ts := rp.Timestamp; {
 	case ts == listEarliest:
 		sp.Offset, _ = p.Offsets()
 	case ts == listLatest:
 		_, sp.Offset = p.Offsets()
 	case ts == listMaxTimestamp && version >= 7:
-		off, at, found, err := p.MaxTimestamp(ctx)
-		if err != nil {
-			sp.ErrorCode = errorCode(err)
-			sp.LeaderEpoch = -1
-			return
-		}
-		if found {
-			sp.Offset, sp.Timestamp = off, at
-		}
+		record(p.MaxTimestamp(ctx))
 	case ts == listEarliestLocal && version >= 8:
 		sp.Offset, _ = p.Offsets()
 	case ts == listLatestTiered && version >= 9,
 		ts == listEarliestPendingUpload && version >= 11:
 		sp.LeaderEpoch = -1
 	case ts >= 0:
-		off, at, found, err := p.OffsetForTimestamp(ctx, ts)
-		if err != nil {
-			sp.ErrorCode = errorCode(err)
-			sp.LeaderEpoch = -1
-			return
-		}
-		if found {
-			sp.Offset, sp.Timestamp = off, at
-		}
+		record(p.OffsetForTimestamp(ctx, ts))
 	default:
 		sp.ErrorCode = kerr.InvalidRequest.Code
 		sp.LeaderEpoch = -1
