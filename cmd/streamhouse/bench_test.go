@@ -71,11 +71,7 @@ func TestPercentile(t *testing.T) {
 func TestBenchAgainstBroker(t *testing.T) {
 	p := startBroker(t, nil, localArgs(t.TempDir())...)
 	p.ready(t)
-	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
-	if !ok {
-		t.Fatalf("no kafka listening line:\n%s", p.out.String())
-	}
-	kafkaAddr := rec.str("addr")
+	kafkaAddr := p.listenAddr(t, "kafka")
 	for _, acks := range []string{"-1", "1"} {
 		out, err := exec.Command(binary(t), "bench", "--brokers", kafkaAddr, "--records", "20000",
 			"--size", "64", "--partitions", "3", "--acks", acks, "--compression", "lz4", "--timeout", "2m").CombinedOutput()

@@ -36,11 +36,7 @@ func TestKcatEveryCodec(t *testing.T) {
 	kcat := kcatPath(t)
 	p := startBroker(t, nil, localArgs(t.TempDir())...)
 	p.ready(t)
-	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
-	if !ok {
-		t.Fatalf("no kafka listening line:\n%s", p.out.String())
-	}
-	addr := rec.str("addr")
+	addr := p.listenAddr(t, "kafka")
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec, func(t *testing.T) {
 			topic := "kcat-" + codec
@@ -83,13 +79,7 @@ func TestKcatGroupCommitReadOverGRPC(t *testing.T) {
 	kcat := kcatPath(t)
 	p := startBroker(t, nil, localArgs(t.TempDir())...)
 	p.ready(t)
-	out := p.out.String()
-	krec, ok1 := findLog(out, "listening", "server", "kafka")
-	grec, ok2 := findLog(out, "listening", "server", "grpc")
-	if !ok1 || !ok2 {
-		t.Fatalf("no kafka or grpc listening line:\n%s", out)
-	}
-	addr := krec.str("addr")
+	addr, grpcAddr := p.listenAddr(t, "kafka"), p.listenAddr(t, "grpc")
 	var in strings.Builder
 	const n = 50
 	for i := 0; i < n; i++ {
@@ -110,7 +100,7 @@ func TestKcatGroupCommitReadOverGRPC(t *testing.T) {
 		t.Fatalf("group consumer read %d records:\n%s", len(lines), got)
 	}
 
-	conn, err := grpc.NewClient(grec.str("addr"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

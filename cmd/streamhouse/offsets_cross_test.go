@@ -63,13 +63,7 @@ func runStreamctl(t *testing.T, grpcAddr string, args ...string) string {
 func TestOffsetsCrossFronts(t *testing.T) {
 	p := startBroker(t, nil, localArgs(t.TempDir())...)
 	p.ready(t)
-	out := p.out.String()
-	krec, ok1 := findLog(out, "listening", "server", "kafka")
-	grec, ok2 := findLog(out, "listening", "server", "grpc")
-	if !ok1 || !ok2 {
-		t.Fatalf("no kafka or grpc listening line:\n%s", out)
-	}
-	kafkaAddr, grpcAddr := krec.str("addr"), grec.str("addr")
+	kafkaAddr, grpcAddr := p.listenAddr(t, "kafka"), p.listenAddr(t, "grpc")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

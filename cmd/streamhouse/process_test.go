@@ -87,6 +87,17 @@ func (p *brokerProc) ready(t *testing.T) string {
 	return addr
 }
 
+// listenAddr returns the address the broker's server ("kafka", "grpc")
+// logged that it listens on; call it after ready.
+func (p *brokerProc) listenAddr(t *testing.T, server string) string {
+	t.Helper()
+	rec, ok := findLog(p.out.String(), "listening", "server", server)
+	if !ok {
+		t.Fatalf("no %s listening line:\n%s", server, p.out.String())
+	}
+	return rec.str("addr")
+}
+
 // exitCode waits for the process to exit and returns its exit code.
 func (p *brokerProc) exitCode(t *testing.T) int {
 	t.Helper()

@@ -172,11 +172,7 @@ func TestPrometheusScrapesBroker(t *testing.T) {
 	// Small segments, so rolls and uploads (and object-store metrics) happen.
 	p := startBroker(t, nil, append(localArgs(t.TempDir()), "--segment-bytes=16KiB")...)
 	httpAddr := p.ready(t)
-	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
-	if !ok {
-		t.Fatalf("no kafka listening line:\n%s", p.out.String())
-	}
-	kafkaAddr := rec.str("addr")
+	kafkaAddr := p.listenAddr(t, "kafka")
 
 	dir := t.TempDir()
 	config := derivePromConfig(t, dir, httpAddr)

@@ -18,11 +18,7 @@ import (
 func TestProcessLogsSlowKafkaRequestsAsJSON(t *testing.T) {
 	p := startBroker(t, map[string]string{"STREAMHOUSE_SLOW_REQUEST_THRESHOLD": "1ns"}, localArgs(t.TempDir())...)
 	httpAddr := p.ready(t)
-	rec, ok := findLog(p.out.String(), "listening", "server", "kafka")
-	if !ok {
-		t.Fatalf("no kafka listening line:\n%s", p.out.String())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(rec.str("addr")), kgo.ClientID("slow-log-test"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.listenAddr(t, "kafka")), kgo.ClientID("slow-log-test"),
 		kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +30,10 @@ func TestProcessLogsSlowKafkaRequestsAsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var line logRecord
+	var (
+		line logRecord
+		ok   bool
+	)
 	waitFor(t, 10*time.Second, "a JSON slow-request line for the produce", func() (bool, string) {
 		line, ok = findLog(p.out.String(), "slow kafka request", "api", "Produce", "client_id", "slow-log-test", "level", "WARN")
 		return ok, p.out.String()
@@ -51,11 +50,7 @@ func TestProcessLogsSlowKafkaRequestsAsJSON(t *testing.T) {
 	}
 
 	// The same threshold logs gRPC calls.
-	grec, ok := findLog(p.out.String(), "listening", "server", "grpc")
-	if !ok {
-		t.Fatalf("no grpc listening line:\n%s", p.out.String())
-	}
-	runStreamctl(t, grec.str("addr"), "offset", "commit", "-g", "slow-group", "-t", "slow-topic", "--offset", "1")
+	runStreamctl(t, p.listenAddr(t, "grpc"), "offset", "commit", "-g", "slow-group", "-t", "slow-topic", "--offset", "1")
 	waitFor(t, 10*time.Second, "a JSON slow-request line for the gRPC commit", func() (bool, string) {
 		line, ok = findLog(p.out.String(), "slow grpc request", "method", "/streamhouse.StreamHouse/CommitOffset",
 			"topic", "slow-topic", "code", "OK", "level", "WARN")
