@@ -296,28 +296,90 @@ var (
 )
 
 // walkRecordBody checks one record body (after its length) field by field
-// without allocating, and returns its timestamp and offset deltas.
+// without allocating, and returns its timestamp and offset deltas. It runs
+// for every produced record, so it walks b by index with a fast path for
+// one-byte varints (most lengths and deltas of small records) instead of
+// going through a kbin.Reader.
 func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
-	r := kbin.Reader{Src: b[1:]} // attributes: unused int8
-	tsDelta = r.Varlong()
-	offDelta = r.Varint()
-	readVarintBytes(&r, -1) // key
-	readVarintBytes(&r, -1) // value
-	nh := r.Varint()
-	if nh < 0 || int(nh) > len(r.Src) {
+	i, ok := 1, true // attributes: unused int8
+	if tsDelta, i, ok = varlongAt(b, i); !ok {
+		return 0, 0, errShortRecord
+	}
+	if offDelta, i, ok = varintAt(b, i); !ok {
+		return 0, 0, errShortRecord
+	}
+	if i, ok = skipVarintBytes(b, i, -1); !ok { // key
+		return 0, 0, errShortRecord
+	}
+	if i, ok = skipVarintBytes(b, i, -1); !ok { // value
+		return 0, 0, errShortRecord
+	}
+	nh, i, ok := varintAt(b, i)
+	if !ok {
+		return 0, 0, errShortRecord
+	}
+	if nh < 0 || int(nh) > len(b)-i {
 		return 0, 0, fmt.Errorf("header count %d", nh)
 	}
 	for range nh {
-		readVarintBytes(&r, 0)  // header key: never null
-		readVarintBytes(&r, -1) // header value
+		if i, ok = skipVarintBytes(b, i, 0); !ok { // header key: never null
+			return 0, 0, errShortRecord
+		}
+		if i, ok = skipVarintBytes(b, i, -1); !ok { // header value
+			return 0, 0, errShortRecord
+		}
 	}
-	if !r.Ok() {
-		return 0, 0, errShortRecord
-	}
-	if len(r.Src) != 0 {
+	if i != len(b) {
 		return 0, 0, errRecordTrailer
 	}
 	return tsDelta, offDelta, nil
+}
+
+// varintAt decodes the zig-zag varint (32-bit) at b[i:] and returns it with
+// the index after it; ok is false when it is short or overlong.
+func varintAt(b []byte, i int) (int32, int, bool) {
+	if i < len(b) {
+		if x := uint32(b[i]); x < 0x80 {
+			return int32((x >> 1) ^ -(x & 1)), i + 1, true
+		} else if i+1 < len(b) && b[i+1] < 0x80 {
+			x = x&0x7f | uint32(b[i+1])<<7
+			return int32((x >> 1) ^ -(x & 1)), i + 2, true
+		}
+	}
+	if i >= len(b) {
+		return 0, i, false
+	}
+	v, n := kbin.Varint(b[i:])
+	return v, i + n, n > 0
+}
+
+// varlongAt is varintAt for 64-bit varlongs.
+func varlongAt(b []byte, i int) (int64, int, bool) {
+	if i < len(b) && b[i] < 0x80 {
+		x := uint64(b[i])
+		return int64((x >> 1) ^ -(x & 1)), i + 1, true
+	}
+	if i >= len(b) {
+		return 0, i, false
+	}
+	v, n := kbin.Varlong(b[i:])
+	return v, i + n, n > 0
+}
+
+// skipVarintBytes skips the varint-length-prefixed byte string at b[i:]
+// whose length may not be below minLen (-1 allows null). Kafka allows no
+// negative length but -1 (kbin's VarintBytes would take any as null).
+func skipVarintBytes(b []byte, i int, minLen int32) (int, bool) {
+	l, i, ok := varintAt(b, i)
+	switch {
+	case !ok || l < minLen:
+		return i, false
+	case l < 0:
+		return i, true
+	case int(l) > len(b)-i:
+		return i, false
+	}
+	return i + int(l), true
 }
 
 // readVarintBytes reads a varint-length-prefixed byte string whose length

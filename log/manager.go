@@ -26,6 +26,9 @@ type Manager struct {
 	lock    *dirLock
 	now     func() time.Time
 
+	// reads lends buffers to local segment reads (bufpool.go).
+	reads readPool
+
 	// adminMu serializes AddPartitions and UpdateTopicConfigs (admin.go):
 	// read-modify-write changes of a topic's shape or configs. It is taken
 	// before mu and never while holding a partition lock.

@@ -76,6 +76,12 @@ type partitionStats struct {
 	readBytes       atomic.Int64
 }
 
+// countReadRegion adds a read returned as a file region.
+func (s *partitionStats) countReadRegion(bytes, records int64) {
+	s.readRecords.Add(records)
+	s.readBytes.Add(bytes)
+}
+
 // countRead adds whole batches b, as returned by a read, to the read
 // counters. It takes the record count from each batch header and decodes
 // nothing.

@@ -62,6 +62,12 @@ type AppendOptions struct {
 	// (acks=all). Without it they have reached the OS (acks=1) and are
 	// synced by the background flusher, at roll, or at close.
 	Sync bool
+	// DeferSync, with Sync, makes Append return once the batches are
+	// written and leaves the wait for their fsync to AppendResult.Durable:
+	// a connection can then append its next pipelined request while this
+	// one's fsync runs, and the group commit can serve both with one. The
+	// append is not acknowledged until Durable returns nil.
+	DeferSync bool
 }
 
 // AppendResult tells where an append landed.
@@ -74,6 +80,9 @@ type AppendResult struct {
 	// batch already in the log: nothing was written and the offsets are
 	// the original batch's (see producer.go).
 	Duplicate bool
+	// Durable, set with AppendOptions.DeferSync, returns once the append
+	// is fsynced, or the error that keeps it from being durable.
+	Durable func() error
 }
 
 // Topic returns the partition's topic name.
@@ -106,6 +115,16 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	if err != nil {
 		p.m.metrics.appendErrors.Inc()
 		return AppendResult{}, err
+	}
+	if opts.Sync && opts.DeferSync {
+		res.Durable = func() error {
+			if err := p.syncTo(target); err != nil {
+				p.m.metrics.appendErrors.Inc()
+				return err
+			}
+			return nil
+		}
+		return res, nil
 	}
 	if opts.Sync {
 		if err := p.syncTo(target); err != nil {

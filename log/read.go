@@ -18,6 +18,29 @@ type ReadResult struct {
 	Batches        []byte
 	HighWatermark  int64
 	LogStartOffset int64
+
+	// Region, set only by ReadRegion, holds the batches instead of
+	// Batches: a range of a local segment file to send from.
+	Region *FileRegion
+
+	// buf is the pooled buffer behind Batches, if any (bufpool.go).
+	pool *readPool
+	buf  *[]byte
+}
+
+// Release hands the buffer behind Batches back to the log for reuse by a
+// later read, and closes Region's file. Optional for Read (a result never
+// released is simply collected), required for ReadRegion. After Release,
+// Batches (and anything sliced from it) must not be used.
+func (r *ReadResult) Release() {
+	if r.buf != nil {
+		r.pool.put(r.buf)
+		r.pool, r.buf, r.Batches = nil, nil, nil
+	}
+	if r.Region != nil {
+		r.Region.File.Close()
+		r.Region = nil
+	}
 }
 
 // readPlan is what a reader learns under the partition lock before doing
@@ -27,6 +50,7 @@ type readPlan struct {
 	remote bool
 	pos    int64 // where to start scanning (from the sparse index)
 	limit  int64 // end of the batch region visible to this reader
+	next   int64 // offset after the last batch before limit
 }
 
 // Read returns whole batches from offset on, at most maxBytes of them but
@@ -39,12 +63,13 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 	var data []byte
 	if !plan.remote {
 		var ok bool
-		data, ok, err = p.readLocal(plan, offset, maxBytes)
+		var buf *[]byte
+		data, buf, ok, err = p.readLocal(plan, offset, maxBytes)
 		if err != nil {
 			return res, err
 		}
 		if ok {
-			res.Batches = data
+			res.Batches, res.pool, res.buf = data, &p.m.reads, buf
 			p.stats.countRead(data)
 			return res, nil
 		}
@@ -80,7 +105,7 @@ func (p *Partition) planRead(offset int64) (readPlan, ReadResult, error) {
 	plan := readPlan{seg: seg, remote: seg.remote}
 	if !seg.remote {
 		plan.pos = seg.index.lookupOffset(offset, seg.base)
-		plan.limit = seg.size
+		plan.limit, plan.next = seg.size, seg.next
 	}
 	return plan, res, nil
 }
@@ -94,28 +119,29 @@ func (p *Partition) segmentForLocked(offset int64) *segment {
 	return p.segs[i-1]
 }
 
-// readLocal reads from a segment's local file. ok is false when the file
-// has been closed because the segment now lives in the object store.
-func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte, bool, error) {
+// readLocal reads from a segment's local file into a pooled buffer,
+// returned with its pool handle (nil if not pooled). ok is false when the
+// file has been closed because the segment now lives in the object store.
+func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte, *[]byte, bool, error) {
 	p.fileMu.RLock()
 	defer p.fileMu.RUnlock()
 	f := plan.seg.file
 	if f == nil {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	var hdr [batchHeaderLen]byte
 	pos := plan.pos
 	var first BatchHeader
 	for {
 		if pos >= plan.limit {
-			return nil, true, nil
+			return nil, nil, true, nil
 		}
 		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			return nil, true, p.corrupt(plan.seg, pos, err)
+			return nil, nil, true, p.corrupt(plan.seg, pos, err)
 		}
 		h, err := ParseBatchHeader(hdr[:])
 		if err != nil {
-			return nil, true, p.corrupt(plan.seg, pos, err)
+			return nil, nil, true, p.corrupt(plan.seg, pos, err)
 		}
 		if h.NextOffset() > offset {
 			first = h
@@ -130,11 +156,15 @@ func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte
 	if pos+n > plan.limit {
 		n = plan.limit - pos
 	}
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
-		return nil, true, p.corrupt(plan.seg, pos, err)
+	buf, h := p.m.reads.get(int(n))
+	// The buffer is not zeroed: expose only what the read filled.
+	got, err := f.ReadAt(buf, pos)
+	if err != nil && !errors.Is(err, io.EOF) {
+		p.m.reads.put(h)
+		return nil, nil, true, p.corrupt(plan.seg, pos, err)
 	}
-	return buf[:wholeBatchesLen(buf)], true, nil
+	whole := wholeBatchesLen(buf[:got])
+	return buf[:whole:whole], h, true, nil
 }
 
 func (p *Partition) corrupt(s *segment, pos int64, cause error) error {
