@@ -17,9 +17,13 @@ package kafka
 // fsync) unless Config.NoFsyncOnAcksAll selects Kafka's own default policy
 // (answer once written; the background flush syncs); acks=1 answers once the bytes reached the OS; acks=0 sends no
 // response at all, and, as Kafka does, closes the connection when any
-// partition failed so that the client refreshes its metadata. With acks=-1
-// the partitions of one request are appended concurrently so their fsyncs
-// overlap; otherwise in request order.
+// partition failed so that the client refreshes its metadata. Partitions
+// are appended in request order. With acks=-1 the handler does not wait
+// for the fsyncs: the connection's writer does (request.durable), for all
+// partitions of the request concurrently, before it sends the response in
+// its turn. Meanwhile the connection reads and appends the producer's next
+// pipelined request, whose fsync the group commit can then share; no
+// response is ever sent before its records are fsynced.
 //
 // An idempotent retry of one of a producer's last five batches is answered
 // with the original batch's offsets and nothing is written.
@@ -111,7 +115,7 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			jobs = append(jobs, produceJob{part: p, records: rp.Records, out: sp})
 		}
 	}
-	if s.runProduce(ctx, jobs, req.Acks, req.Version) {
+	if s.runProduce(ctx, r, jobs, req.Acks, req.Version) {
 		failed = true
 	}
 	if req.Acks == 0 {
@@ -123,38 +127,58 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	return resp, nil
 }
 
-// runProduce appends the jobs (concurrently for acks=-1) and fills their
-// responses. It reports whether any failed.
-func (s *Server) runProduce(ctx context.Context, jobs []produceJob, acks, version int16) bool {
+// runProduce appends the jobs in request order and fills their responses.
+// It reports whether any failed. For acks=-1 the appends do not wait for
+// their fsyncs: r.durable does, and the connection runs it before it
+// encodes and sends this response (in order), so the connection can append
+// its next pipelined request meanwhile and one group-commit fsync can serve
+// both. The response is never sent before its fsync.
+func (s *Server) runProduce(ctx context.Context, r *request, jobs []produceJob, acks, version int16) bool {
 	durable := acks == -1 && !s.cfg.NoFsyncOnAcksAll
-	failed := make([]bool, len(jobs))
-	run := func(i int) {
-		j := jobs[i]
-		res, err := j.part.Append(ctx, j.records, log.AppendOptions{Sync: durable})
+	failed := false
+	var waits []func() error
+	if durable {
+		waits = make([]func() error, len(jobs))
+	}
+	for i, j := range jobs {
+		res, err := j.part.Append(ctx, j.records, log.AppendOptions{Sync: durable, DeferSync: durable})
 		if err != nil {
 			s.setProduceError(j.out, err, version)
-			failed[i] = true
-			return
+			failed = true
+			continue
 		}
 		j.out.BaseOffset, j.out.LogAppendTime, j.out.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
-	}
-	if durable && len(jobs) > 1 {
-		var wg sync.WaitGroup
-		for i := range jobs {
-			wg.Go(func() { run(i) })
-		}
-		wg.Wait()
-	} else {
-		for i := range jobs {
-			run(i)
+		if durable {
+			waits[i] = res.Durable
 		}
 	}
-	for _, f := range failed {
-		if f {
-			return true
+	if durable && len(jobs) > 0 {
+		r.durable = func() { s.waitDurable(jobs, waits, version) }
+	}
+	return failed
+}
+
+// waitDurable waits for the fsyncs of a request's appends (concurrently,
+// so that partitions' fsyncs overlap) and turns a failed one into that
+// partition's error.
+func (s *Server) waitDurable(jobs []produceJob, waits []func() error, version int16) {
+	wait := func(i int) {
+		if waits[i] == nil {
+			return
+		}
+		if err := waits[i](); err != nil {
+			s.setProduceError(jobs[i].out, err, version)
 		}
 	}
-	return false
+	if len(waits) == 1 {
+		wait(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range waits {
+		wg.Go(func() { wait(i) })
+	}
+	wg.Wait()
 }
 
 func (s *Server) setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error, version int16) {

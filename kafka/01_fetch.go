@@ -2,9 +2,13 @@ package kafka
 
 // Fetch (key 1): versions 4-18.
 //
-// Reads whole record batches from each partition with Partition.Read and
-// puts their bytes, as stored, into the response's RecordBatches: no
-// decoding, no re-encoding. Partitions are served in request order:
+// Reads whole record batches from each partition with
+// Partition.ReadRegion and sends their bytes as stored: no decoding, no
+// re-encoding, and no copy into the response. Batches of an active or
+// sealed local segment (at least regionMinBytes) go from the file to the
+// socket with sendfile(2); others sit in pooled read buffers or in cached
+// sealed segments and go out with writev (frame.go). Partitions are served
+// in request order:
 //
 //   - MaxBytes bounds the whole response and PartitionMaxBytes each
 //     partition, except that the first batch of the first partition with
@@ -59,6 +63,9 @@ type fetchPart struct {
 	// staticErr is an error known before reading (unknown topic, leader
 	// epoch); such a partition completes the fetch at once.
 	staticErr int16
+	// res is the last read, whose buffer out.RecordBatches may borrow
+	// until the response is written (request.release).
+	res log.ReadResult
 }
 
 func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -71,6 +78,12 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		}
 	}
 	parts := s.fetchPlan(req, resp)
+	r.release = func() {
+		for i := range parts {
+			parts[i].res.Release()
+		}
+	}
+	defer func() { r.regions = fetchRegions(parts) }()
 	deadline := r.received.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var waits []<-chan struct{}
 	for {
@@ -155,6 +168,7 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 		}
 		out := fp.out
 		out.ErrorCode, out.RecordBatches = 0, []byte{}
+		fp.res.Release() // a long poll's earlier read, now replaced
 		limit := min(int(fp.maxBytes), int(req.MaxBytes)-total)
 		if limit <= 0 && total > 0 {
 			// The response is full: report offsets only.
@@ -163,7 +177,8 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 			done = true
 			continue
 		}
-		res, err := fp.part.Read(ctx, fp.offset, max(limit, 0))
+		res, err := fp.part.ReadRegion(ctx, fp.offset, max(limit, 0), regionMinBytes)
+		fp.res = res
 		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
 		if err != nil {
 			out.ErrorCode = errorCode(err)
@@ -172,6 +187,18 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 			}
 			done = true
 			continue
+		}
+		if rg := res.Region; rg != nil {
+			if total == 0 || rg.Len <= limit {
+				// Whole batches, sent from the segment file (frame.go);
+				// RecordBatches stays empty until then.
+				total += rg.Len
+				if rg.NextOffset < res.HighWatermark {
+					done = true
+				}
+				continue
+			}
+			fp.res.Release() // over the limit: no data, as for bytes below
 		}
 		data := res.Batches
 		if total > 0 { // KIP-74's exception is for the first data only
@@ -188,6 +215,24 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 		waits = append(waits, fp.part.Wait(res.HighWatermark))
 	}
 	return waits, total, done
+}
+
+// regionMinBytes is the least a partition's batches come to before a
+// fetch sends them from the segment file with sendfile(2) rather than
+// reading them into memory: below it the extra system calls (duplicate and
+// close a descriptor, one more send) cost more than copying.
+const regionMinBytes = 16 << 10
+
+// fetchRegions lists the partitions whose batches are file regions, in
+// response order.
+func fetchRegions(parts []fetchPart) []partRegion {
+	var out []partRegion
+	for i := range parts {
+		if rg := parts[i].res.Region; rg != nil {
+			out = append(out, partRegion{out: parts[i].out, region: rg})
+		}
+	}
+	return out
 }
 
 // wholeBatchesWithin returns the length of the longest prefix of b made of

@@ -22,8 +22,10 @@ import (
 // goroutine writes queued responses. Requests are handled one at a time in
 // arrival order (as Kafka does: an idempotent producer's pipelined produce
 // requests must be appended in order), so responses leave in correlation
-// order; reading the next request overlaps writing the previous response.
-// The queue holds at most maxInFlight responses.
+// order; reading the next request overlaps writing the previous response
+// and, for an acks=all produce, waiting for its fsync (the writer does
+// that wait before it encodes the response, see request.durable). The
+// queue holds at most maxInFlight responses.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -31,8 +33,8 @@ type conn struct {
 	host   string          // remote's IP address
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
-	out    chan []byte   // encoded response frames; closed by the reader
-	done   chan struct{} // closed when both goroutines have exited
+	out    chan *outFrame // encoded response frames; closed by the reader
+	done   chan struct{}  // closed when both goroutines have exited
 
 	closeOnce sync.Once
 	running   atomic.Int32 // goroutines still running; the last closes done
@@ -49,6 +51,17 @@ type request struct {
 	// waited is the time the handler legitimately waited (a fetch's long
 	// poll, a rebalance); the slow-request log does not count it.
 	waited time.Duration
+	// release, set by a handler whose response borrows read buffers
+	// (Fetch), returns them once the response is written or dropped.
+	release func()
+	// regions are Fetch partitions whose batches are sent from segment
+	// files (frame.go).
+	regions []partRegion
+	// durable, set by a handler whose response may only be sent once its
+	// writes are durable (acks=all Produce), waits for that and may set
+	// errors in the response. The writer runs it, in response order,
+	// before the response is encoded; the reader goes on meanwhile.
+	durable func()
 }
 
 // errCloseConn asks the reader to close the connection quietly (e.g. an
@@ -58,7 +71,7 @@ var errCloseConn = errors.New("kafka: close connection")
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), ctx: ctx, cancel: cancel,
-		out: make(chan []byte, maxInFlight), done: make(chan struct{})}
+		out: make(chan *outFrame, maxInFlight), done: make(chan struct{})}
 	c.host = c.remote
 	if h, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.host = h
@@ -108,6 +121,7 @@ func (c *conn) readLoop() {
 		select {
 		case c.out <- resp:
 		case <-c.ctx.Done():
+			resp.done()
 			return
 		}
 	}
@@ -128,10 +142,16 @@ func (c *conn) writeLoop() {
 	defer c.close()
 	for b := range c.out {
 		if c.ctx.Err() != nil {
+			b.done()
 			continue // drain until the reader closes out
 		}
+		if b.finish != nil {
+			b = b.finish()
+		}
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := c.nc.Write(b); err != nil {
+		err := b.writeTo(c.nc)
+		b.done()
+		if err != nil {
 			c.logClose("write", err)
 			c.close()
 		}
@@ -150,7 +170,7 @@ func (c *conn) readFrame() ([]byte, error) {
 	if size < minHeaderLen || size > c.s.cfg.MaxRequestBytes {
 		return nil, fmt.Errorf("kafka: frame of %d bytes outside [%d, %d]", size, minHeaderLen, c.s.cfg.MaxRequestBytes)
 	}
-	frame := make([]byte, size)
+	frame := c.s.frames.get(int(size))
 	if _, err := io.ReadFull(c.nc, frame); err != nil {
 		return nil, fmt.Errorf("kafka: truncated frame: %w", err)
 	}
@@ -163,7 +183,7 @@ const minHeaderLen = 2 + 2 + 4 + 2
 
 // handleFrame decodes and serves one frame. It returns the encoded
 // response frame (nil for none) or an error that closes the connection.
-func (c *conn) handleFrame(frame []byte) ([]byte, error) {
+func (c *conn) handleFrame(frame []byte) (*outFrame, error) {
 	r := kbin.Reader{Src: frame}
 	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(), clientHost: c.host}
 	req.clientID = r.NullableString()
@@ -177,7 +197,7 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	if req.key == apiVersionsKey && req.version > a.max {
 		// KIP-511: answer in v0 format whatever the client speaks.
 		c.s.metrics.api(req.key).countError(kerr.UnsupportedVersion.Code)
-		return encodeResponse(req.correlationID, req.key, c.s.apiVersionsUnsupported()), nil
+		return encodeFrame(req, c.s.apiVersionsUnsupported()), nil
 	}
 	if req.version < a.min || req.version > a.max {
 		return nil, fmt.Errorf("kafka: api key %d version %d outside [%d, %d]", req.key, req.version, a.min, a.max)
@@ -195,9 +215,23 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 	}
 	req.body = body
 	resp, err := c.serve(a, req)
-	var out []byte
+	if req.key == produceKey {
+		c.s.frames.put(frame) // the records are in the log: nothing keeps it
+	}
+	if err == nil && resp != nil && req.durable != nil {
+		return &outFrame{finish: func() *outFrame {
+			req.durable()
+			out := encodeFrame(req, resp)
+			c.served(req, len(frame), resp, out)
+			return out
+		}}, nil
+	}
+	var out *outFrame
 	if err == nil && resp != nil {
-		out = encodeResponse(req.correlationID, req.key, resp)
+		out = encodeFrame(req, resp)
+		out.release = req.release
+	} else if req.release != nil {
+		req.release()
 	}
 	c.served(req, len(frame), resp, out)
 	return out, err
@@ -205,12 +239,15 @@ func (c *conn) handleFrame(frame []byte) ([]byte, error) {
 
 // served records a request in the metrics and the slow-request log once
 // its response (out; nil for none) is encoded.
-func (c *conn) served(req *request, frameLen int, resp kmsg.Response, out []byte) {
+func (c *conn) served(req *request, frameLen int, resp kmsg.Response, out *outFrame) {
 	d := time.Since(req.received)
+	outLen := 0
 	if out == nil {
 		resp = nil // not answered: its error codes reach no client
+	} else {
+		outLen = out.n
 	}
-	c.s.metrics.api(req.key).observe(req.version, d.Seconds(), 4+frameLen, len(out), resp)
+	c.s.metrics.api(req.key).observe(req.version, d.Seconds(), 4+frameLen, outLen, resp)
 	c.logSlow(req, d)
 }
 

@@ -137,6 +137,8 @@ type Server struct {
 	groupMetrics *groupCollector
 	// topicIDs caches topicsByID (topics.go).
 	topicIDs atomic.Pointer[topicIDCache]
+	// frames lends produce request frames (frame.go).
+	frames framePool
 }
 
 // New checks cfg, fills in defaults and returns a Server ready to Serve.
