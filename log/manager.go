@@ -28,6 +28,9 @@ type Manager struct {
 
 	// reads lends buffers to local segment reads (bufpool.go).
 	reads readPool
+	// openRegions counts the FileRegions not yet released (region.go),
+	// capped at MaxOpenRegions.
+	openRegions atomic.Int64
 
 	// adminMu serializes AddPartitions and UpdateTopicConfigs (admin.go):
 	// read-modify-write changes of a topic's shape or configs. It is taken

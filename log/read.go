@@ -39,6 +39,7 @@ func (r *ReadResult) Release() {
 	}
 	if r.Region != nil {
 		r.Region.File.Close()
+		r.Region.open.Add(-1)
 		r.Region = nil
 	}
 }

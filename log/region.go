@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -19,7 +20,15 @@ type FileRegion struct {
 	Len    int
 	// NextOffset is the offset after the region's last batch.
 	NextOffset int64
+	// open is the Manager's count of open regions, decremented by Release.
+	open *atomic.Int64
 }
+
+// MaxOpenRegions caps the regions (each a duplicate file descriptor) open
+// at once across the broker: a flood of fetches must not use up the
+// process's descriptors, which accept and segment rolls need too. Past it
+// ReadRegion answers with copied batches, as Read does.
+const MaxOpenRegions = 512
 
 // ReadRegion is Read for senders that can send from a file: when the
 // batches Read would return come from a local segment and to at least
@@ -85,15 +94,20 @@ func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen in
 	if n < int64(minLen) {
 		return nil, nil
 	}
+	if p.m.openRegions.Add(1) > MaxOpenRegions {
+		p.m.openRegions.Add(-1)
+		return nil, nil // Read copies instead
+	}
 	dup, err := dupFile(f)
 	if err != nil {
 		// Out of descriptors (EMFILE) must not fail a fetch: Read copies.
+		p.m.openRegions.Add(-1)
 		return nil, nil
 	}
 	// Offsets are contiguous within a segment, so the region holds every
 	// record from the first batch's base offset to next.
 	p.stats.countReadRegion(n, next-first.BaseOffset)
-	return &FileRegion{File: dup, Offset: pos, Len: int(n), NextOffset: next}, nil
+	return &FileRegion{File: dup, Offset: pos, Len: int(n), NextOffset: next, open: &p.m.openRegions}, nil
 }
 
 // maxRegionWalk caps the batch headers regionEnd reads to cut a region

@@ -121,3 +121,44 @@ func batchesNext(b []byte) int64 {
 	}
 	return next
 }
+
+// TestReadRegionCap checks that at most MaxOpenRegions regions are open at
+// once: past it ReadRegion copies as Read does, and releasing a region
+// makes room again.
+func TestReadRegionCap(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	p := mustPartition(t, m, "t", 0)
+	appendN(t, p, 0, 5, 10, true)
+	held := make([]ReadResult, 0, MaxOpenRegions)
+	defer func() {
+		for i := range held {
+			held[i].Release()
+		}
+	}()
+	for range MaxOpenRegions {
+		res, err := p.ReadRegion(ctx, 0, 1<<20, 1)
+		if err != nil || res.Region == nil {
+			t.Fatalf("region %d of %d: %v %v", len(held)+1, MaxOpenRegions, res.Region, err)
+		}
+		held = append(held, res)
+	}
+	want, _ := p.Read(ctx, 0, 1<<20)
+	over, err := p.ReadRegion(ctx, 0, 1<<20, 1)
+	if err != nil || over.Region != nil || !bytes.Equal(over.Batches, want.Batches) {
+		t.Fatalf("past the cap: region %v, %d bytes, err %v; want Read's %d bytes", over.Region, len(over.Batches), err, len(want.Batches))
+	}
+	over.Release()
+	held[0].Release()
+	held = held[1:]
+	again, err := p.ReadRegion(ctx, 0, 1<<20, 1)
+	if err != nil || again.Region == nil {
+		t.Fatalf("after a release: region %v err %v", again.Region, err)
+	}
+	again.Release()
+	if n := m.openRegions.Load(); n != int64(len(held)) {
+		t.Fatalf("open regions %d, want %d", n, len(held))
+	}
+}
