@@ -104,9 +104,19 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) er
 }
 
 // writeSync copies exactly size bytes from r into f, fsyncs and closes f.
-// f is closed whatever happens.
+// f is closed whatever happens. When r is a file (the log uploads sealed
+// segment files) it is handed to io.CopyN as is, so that the kernel copies
+// (copy_file_range(2)) without a trip through user space; ctx is then
+// checked before the copy only.
 func writeSync(ctx context.Context, f *os.File, r io.Reader, size int64) error {
-	_, err := io.CopyN(f, ctxReader{ctx, r}, size)
+	src := r
+	if _, isFile := r.(*os.File); !isFile {
+		src = ctxReader{ctx, r}
+	} else if err := ctx.Err(); err != nil {
+		f.Close()
+		return err
+	}
+	_, err := io.CopyN(f, src, size)
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("read body: %w", io.ErrUnexpectedEOF)
 	}
