@@ -111,6 +111,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		resp, err := c.handleFrame(frame)
+		c.s.budget.release(int64(len(frame)))
 		if err != nil {
 			c.logClose("handle", err)
 			return
@@ -170,8 +171,14 @@ func (c *conn) readFrame() ([]byte, error) {
 	if size < minHeaderLen || size > c.s.cfg.MaxRequestBytes {
 		return nil, fmt.Errorf("kafka: frame of %d bytes outside [%d, %d]", size, minHeaderLen, c.s.cfg.MaxRequestBytes)
 	}
+	// Reserve the frame's bytes before allocating it (limits.go); the
+	// caller releases them once the request is handled.
+	if err := c.s.budget.acquire(c.ctx, int64(size)); err != nil {
+		return nil, err
+	}
 	frame := c.s.frames.get(int(size))
 	if _, err := io.ReadFull(c.nc, frame); err != nil {
+		c.s.budget.release(int64(size))
 		return nil, fmt.Errorf("kafka: truncated frame: %w", err)
 	}
 	return frame, nil

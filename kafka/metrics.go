@@ -44,6 +44,7 @@ type frontMetrics struct {
 	bytesOut  *prometheus.CounterVec   // api
 	connsOpen prometheus.Gauge
 	accepted  prometheus.Counter
+	rejected  prometheus.Counter
 	// apis holds the resolved children, indexed by API key; nil for keys
 	// outside the dispatch table.
 	apis []*apiMetrics
@@ -90,6 +91,8 @@ func newFrontMetrics(reg prometheus.Registerer, apis map[int16]api) *frontMetric
 		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
 			Name: "connections", Help: "Open Kafka client connections."}),
 		accepted: prometheus.NewCounter(opts("connections_accepted_total", "Kafka client connections accepted.")),
+		rejected: prometheus.NewCounter(opts("connections_rejected_total",
+			"Kafka client connections closed at once because MaxConnections were open.")),
 	}
 	maxKey := int16(0)
 	for k := range apis {
@@ -111,9 +114,28 @@ func newFrontMetrics(reg prometheus.Registerer, apis map[int16]api) *frontMetric
 		m.apis[k] = am
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.connsOpen, m.accepted)
+		reg.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.connsOpen, m.accepted, m.rejected)
 	}
 	return m
+}
+
+// registerLimits registers the request-memory gauges (limits.go), read at
+// scrape time from the budget.
+func (m *frontMetrics) registerLimits(reg prometheus.Registerer, b *byteBudget, limit int64) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
+			Name: "queued_request_bytes", Help: "Request bytes held in memory across connections (limit: queued_max_request_bytes)."},
+			func() float64 { return float64(limit - b.available()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
+			Name: "queued_max_request_bytes", Help: "The limit on request bytes held in memory (QueuedMaxRequestBytes)."},
+			func() float64 { return float64(limit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
+			Name: "connections_waiting_for_memory", Help: "Connections waiting for request memory before reading their next frame."},
+			func() float64 { return float64(b.waiting()) }),
+	)
 }
 
 // api returns key's children; the key must be in the dispatch table.

@@ -42,6 +42,15 @@ const (
 	DefaultMaxTopicPartitions = 10000
 	// DefaultClusterID is reported when Config.ClusterID is empty.
 	DefaultClusterID = "streamhouse"
+	// DefaultMaxConnections caps open client connections (limits.go). An
+	// idle connection costs about 10 KiB (two goroutines and their
+	// buffers; 2,000 idle connections measured 19 MiB), so 4096 of them
+	// stay near 40 MiB.
+	DefaultMaxConnections = 4096
+	// DefaultQueuedMaxRequestBytes caps the request bytes in memory across
+	// connections (limits.go); raised to MaxRequestBytes when that is
+	// larger.
+	DefaultQueuedMaxRequestBytes = 256 << 20
 	// maxInFlight bounds the responses queued per connection: a client
 	// that stops reading stalls its own connection, not the broker.
 	maxInFlight = 32
@@ -64,6 +73,14 @@ type Config struct {
 	MaxRequestBytes int32
 	// IdleTimeout closes connections that send nothing for that long.
 	IdleTimeout time.Duration
+	// MaxConnections caps open connections; one past it is closed at once
+	// (limits.go). Zero is DefaultMaxConnections.
+	MaxConnections int
+	// QueuedMaxRequestBytes caps the request bytes held in memory across
+	// connections; past it connections wait before reading their next
+	// frame (limits.go). Zero is DefaultQueuedMaxRequestBytes; never below
+	// MaxRequestBytes.
+	QueuedMaxRequestBytes int64
 	// Log holds the partitions; Meta allocates producer IDs.
 	Log  *log.Manager
 	Meta meta.Store
@@ -139,6 +156,11 @@ type Server struct {
 	topicIDs atomic.Pointer[topicIDCache]
 	// frames lends produce request frames (frame.go).
 	frames framePool
+	// budget holds the request bytes in memory (limits.go).
+	budget *byteBudget
+	// rejectLogged is when a rejected connection was last logged (unix
+	// nanoseconds), to log at most one a second.
+	rejectLogged atomic.Int64
 }
 
 // New checks cfg, fills in defaults and returns a Server ready to Serve.
@@ -167,6 +189,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GroupMetricsMaxSeries == 0 {
 		cfg.GroupMetricsMaxSeries = DefaultGroupMetricsMaxSeries
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.QueuedMaxRequestBytes <= 0 {
+		cfg.QueuedMaxRequestBytes = DefaultQueuedMaxRequestBytes
+	}
+	cfg.QueuedMaxRequestBytes = max(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes))
 	ctx, cancel := context.WithCancel(context.Background())
 	apis := dispatchTable()
 	s := &Server{
@@ -176,7 +205,9 @@ func New(cfg Config) (*Server, error) {
 		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
 		groups:  newCoordinator(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger),
 		metrics: newFrontMetrics(cfg.Metrics, apis),
+		budget:  newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
+	s.metrics.registerLimits(cfg.Metrics, s.budget, cfg.QueuedMaxRequestBytes)
 	s.groupMetrics = newGroupCollector(s)
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(s.groupMetrics)
@@ -263,6 +294,17 @@ func (s *Server) serveConn(nc net.Conn) *conn {
 		s.mu.Unlock()
 		nc.Close()
 		close(c.done) // no goroutine was started
+		return c
+	}
+	if len(s.conns) >= s.cfg.MaxConnections {
+		s.mu.Unlock()
+		nc.Close()
+		close(c.done)
+		s.metrics.rejected.Inc()
+		if now := time.Now().UnixNano(); now-s.rejectLogged.Load() > int64(time.Second) {
+			s.rejectLogged.Store(now)
+			s.logger.Warn("connection refused: too many connections", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
+		}
 		return c
 	}
 	s.conns[c] = struct{}{}

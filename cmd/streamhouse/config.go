@@ -55,6 +55,10 @@ type Config struct {
 	AutoCreateTopics bool
 	// MaxRequestBytes is Kafka's socket.request.max.bytes.
 	MaxRequestBytes int64
+	// MaxConnections is Kafka's max.connections; QueuedMaxRequestBytes
+	// its queued.max.request.bytes (never below MaxRequestBytes).
+	MaxConnections        int
+	QueuedMaxRequestBytes int64
 	// FsyncAcksAll makes acks=all answer only after fsync (the default and
 	// the durability contract); false matches Kafka's default policy.
 	FsyncAcksAll bool
@@ -187,6 +191,17 @@ func settings() []setting {
 				}
 				return
 			}},
+		{flag: "max-connections", env: "STREAMHOUSE_MAX_CONNECTIONS", usage: "most Kafka client connections open at once; one more is closed at once (max.connections)",
+			defText: strconv.Itoa(kafka.DefaultMaxConnections), def: constant(strconv.Itoa(kafka.DefaultMaxConnections)),
+			set: func(c *Config, v string) (err error) {
+				if c.MaxConnections, err = parseCount(v); err == nil && c.MaxConnections == 0 {
+					err = errors.New("must be at least 1")
+				}
+				return
+			}},
+		{flag: "queued-max-request-bytes", env: "STREAMHOUSE_QUEUED_MAX_REQUEST_BYTES", usage: "Kafka request bytes held in memory across connections; past it connections wait before reading more (queued.max.request.bytes; at least --max-request-bytes)",
+			defText: "256MiB", def: constant("256MiB"),
+			set: func(c *Config, v string) (err error) { c.QueuedMaxRequestBytes, err = parsePositiveSize(v); return }},
 		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},
@@ -293,6 +308,10 @@ func (c *Config) check(names map[string]string) error {
 	if !c.UseLocalStorage && c.Bucket == "" {
 		return fmt.Errorf("%s is false but no bucket is set: set STREAMHOUSE_BUCKET (or --bucket), or use local storage",
 			names["use-local-storage"])
+	}
+	if c.QueuedMaxRequestBytes < c.MaxRequestBytes {
+		return &SettingError{Name: names["queued-max-request-bytes"], Value: strconv.FormatInt(c.QueuedMaxRequestBytes, 10),
+			Err: fmt.Errorf("must be at least %s (%d)", names["max-request-bytes"], c.MaxRequestBytes)}
 	}
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		return &SettingError{Name: names["group-min-session-timeout"], Value: c.GroupMinSessionTimeout.String(),
