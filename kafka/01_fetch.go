@@ -10,7 +10,8 @@ package kafka
 // sealed segments and go out with writev (frame.go). Partitions are served
 // in request order:
 //
-//   - MaxBytes bounds the whole response and PartitionMaxBytes each
+//   - MaxBytes, capped at Config.FetchMaxBytes (Kafka's fetch.max.bytes,
+//     55 MiB by default), bounds the whole response and PartitionMaxBytes each
 //     partition, except that the first batch of the first partition with
 //     data comes back even when larger (KIP-74), so a consumer never
 //     stalls on a big batch. Later partitions return only whole batches
@@ -77,6 +78,9 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 			return resp, nil
 		}
 	}
+	// The broker's fetch.max.bytes caps what a client may ask for, so
+	// one response never holds more than that in memory.
+	req.MaxBytes = min(req.MaxBytes, s.cfg.FetchMaxBytes)
 	parts := s.fetchPlan(req, resp)
 	r.release = func() {
 		for i := range parts {

@@ -150,3 +150,41 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 		return v == 0
 	})
 }
+
+// TestFetchMaxBytesCapsResponses checks that a Fetch asking for more than
+// FetchMaxBytes gets at most that much, in whole batches.
+func TestFetchMaxBytesCapsResponses(t *testing.T) {
+	const capBytes = 64 << 10
+	b := newTestBroker(t, func(c *Config) { c.FetchMaxBytes = capBytes })
+	b.createTopic("capped", 1, nil)
+	cl := b.client(kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	for range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "capped", Value: make([]byte, 16<<10)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes, req.MaxWaitMillis = 100<<20, 0
+	rt := kmsg.NewFetchRequestTopic()
+	topic, err := b.log.Topic("capped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Topic, rt.TopicID = "capped", topicIDBytes(topic.ID) // kgo sends v13+: by ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 100 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := resp.Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || len(got.RecordBatches) == 0 || len(got.RecordBatches) > capBytes {
+		t.Fatalf("fetch asking for 100 MiB: error %d, %d bytes; want data, at most %d", got.ErrorCode, len(got.RecordBatches), capBytes)
+	}
+	if n := len(got.RecordBatches); n < capBytes-(17<<10) {
+		t.Fatalf("fetch returned %d bytes, want close to %d (whole batches)", n, capBytes)
+	}
+}

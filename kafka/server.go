@@ -51,6 +51,9 @@ const (
 	// connections (limits.go); raised to MaxRequestBytes when that is
 	// larger.
 	DefaultQueuedMaxRequestBytes = 256 << 20
+	// DefaultFetchMaxBytes caps a Fetch response's MaxBytes (Kafka's
+	// fetch.max.bytes default, 55 MiB).
+	DefaultFetchMaxBytes = 55 << 20
 	// maxInFlight bounds the responses queued per connection: a client
 	// that stops reading stalls its own connection, not the broker.
 	maxInFlight = 32
@@ -81,6 +84,9 @@ type Config struct {
 	// frame (limits.go). Zero is DefaultQueuedMaxRequestBytes; never below
 	// MaxRequestBytes.
 	QueuedMaxRequestBytes int64
+	// FetchMaxBytes caps the MaxBytes a Fetch may ask for (KIP-74 still
+	// returns a first batch larger than it). Zero is DefaultFetchMaxBytes.
+	FetchMaxBytes int32
 	// Log holds the partitions; Meta allocates producer IDs.
 	Log  *log.Manager
 	Meta meta.Store
@@ -191,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = DefaultFetchMaxBytes
 	}
 	if cfg.QueuedMaxRequestBytes <= 0 {
 		cfg.QueuedMaxRequestBytes = DefaultQueuedMaxRequestBytes

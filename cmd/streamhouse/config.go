@@ -59,6 +59,8 @@ type Config struct {
 	// its queued.max.request.bytes (never below MaxRequestBytes).
 	MaxConnections        int
 	QueuedMaxRequestBytes int64
+	// FetchMaxBytes is Kafka's fetch.max.bytes.
+	FetchMaxBytes int64
 	// FsyncAcksAll makes acks=all answer only after fsync (the default and
 	// the durability contract); false matches Kafka's default policy.
 	FsyncAcksAll bool
@@ -202,6 +204,14 @@ func settings() []setting {
 		{flag: "queued-max-request-bytes", env: "STREAMHOUSE_QUEUED_MAX_REQUEST_BYTES", usage: "Kafka request bytes held in memory across connections; past it connections wait before reading more (queued.max.request.bytes; at least --max-request-bytes)",
 			defText: "256MiB", def: constant("256MiB"),
 			set: func(c *Config, v string) (err error) { c.QueuedMaxRequestBytes, err = parsePositiveSize(v); return }},
+		{flag: "fetch-max-bytes", env: "STREAMHOUSE_FETCH_MAX_BYTES", usage: "most bytes one Kafka Fetch response returns, whatever the client asks (fetch.max.bytes; a larger first batch still comes back)",
+			defText: "55MiB", def: constant("55MiB"),
+			set: func(c *Config, v string) (err error) {
+				if c.FetchMaxBytes, err = parsePositiveSize(v); err == nil && c.FetchMaxBytes > 1<<31-1 {
+					err = errors.New("must be below 2GiB")
+				}
+				return
+			}},
 		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},

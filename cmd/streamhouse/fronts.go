@@ -21,6 +21,7 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 		Addr: b.cfg.KafkaAddr, Log: b.logs, Meta: b.meta, Logger: b.logger,
 		AutoCreateTopics: b.cfg.AutoCreateTopics, MaxRequestBytes: int32(b.cfg.MaxRequestBytes),
 		MaxConnections: b.cfg.MaxConnections, QueuedMaxRequestBytes: b.cfg.QueuedMaxRequestBytes,
+		FetchMaxBytes:        int32(b.cfg.FetchMaxBytes),
 		NoFsyncOnAcksAll:     !b.cfg.FsyncAcksAll,
 		Metrics:              b.reg,
 		SlowRequestThreshold: b.cfg.SlowRequestThreshold,
