@@ -47,7 +47,7 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 	if code, msg := checkConsumerHeartbeat(req); code != 0 {
 		return hbError(resp, code, msg), nil
 	}
-	return s.groups.consumerHeartbeat(ctx, req, r.client(), s.cfg.Log.Topics()), nil
+	return s.groups.consumerHeartbeat(ctx, req, r.client(), s.topicSnapshot()), nil
 }
 
 // checkConsumerHeartbeat is Kafka's request validation of

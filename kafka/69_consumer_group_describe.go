@@ -22,7 +22,7 @@ import (
 func (s *Server) handleConsumerGroupDescribe(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	topics := s.cfg.Log.Topics()
+	topics := s.topicSnapshot()
 	for _, name := range req.Groups {
 		sg := s.groups.consumerDescribe(ctx, name, req.Version, topics)
 		if req.IncludeAuthorizedOperations && sg.ErrorCode == 0 {

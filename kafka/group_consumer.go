@@ -75,9 +75,10 @@ type consumerGroup struct {
 	// parts is the subscription metadata: every subscribed topic that
 	// exists, with its partition count, as of the last epoch move.
 	parts map[string]int32
-	// ids and names map topic names and IDs, as of the last request.
-	ids   map[string][16]byte
-	names map[[16]byte]string
+	// ids and byID map topic names and IDs, as of the last request (a
+	// shared topicSnapshot's maps: never modified).
+	ids  map[string][16]byte
+	byID map[[16]byte]meta.Topic
 }
 
 // cmember is one member of a consumer group.
@@ -106,14 +107,10 @@ func newConsumerGroup() *consumerGroup {
 		target: make(map[string]partSet), parts: make(map[string]int32), assignor: assignorUniform}
 }
 
-// learnTopics records the broker's topics (names and IDs).
-func (cg *consumerGroup) learnTopics(topics []meta.Topic) {
-	cg.ids = make(map[string][16]byte, len(topics))
-	cg.names = make(map[[16]byte]string, len(topics))
-	for _, t := range topics {
-		id := topicIDBytes(t.ID)
-		cg.ids[t.Name], cg.names[id] = id, t.Name
-	}
+// learnTopics records the broker's topics (names and IDs): a shared
+// snapshot, rebuilt only when topics change.
+func (cg *consumerGroup) learnTopics(topics *topicSnapshot) {
+	cg.ids, cg.byID = topics.ids, topics.byID
 }
 
 // stateName is Kafka's name of the group's state.
@@ -255,10 +252,11 @@ func (cg *consumerGroup) owned(topics []kmsg.ConsumerGroupHeartbeatRequestTopic)
 	}
 	out := make(partSet)
 	for _, t := range topics {
-		name, ok := cg.names[t.TopicID]
+		topic, ok := cg.byID[t.TopicID]
 		if !ok {
 			continue
 		}
+		name := topic.Name
 		for _, p := range t.Partitions {
 			out[tp{name, p}] = struct{}{}
 		}

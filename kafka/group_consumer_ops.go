@@ -17,7 +17,7 @@ import (
 
 // consumerHeartbeat serves a ConsumerGroupHeartbeat that passed the
 // handler's field checks; topics is the broker's current topic list.
-func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics []meta.Topic) *kmsg.ConsumerGroupHeartbeatResponse {
+func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics *topicSnapshot) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	mode := lookupStored
 	if req.MemberEpoch == 0 {
@@ -51,7 +51,7 @@ func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerG
 }
 
 // consumerHeartbeatLocked serves a join (epoch 0) or a heartbeat.
-func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics []meta.Topic, resp *kmsg.ConsumerGroupHeartbeatResponse) *kmsg.ConsumerGroupHeartbeatResponse {
+func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics *topicSnapshot, resp *kmsg.ConsumerGroupHeartbeatResponse) *kmsg.ConsumerGroupHeartbeatResponse {
 	cg := g.cg
 	owned := cg.owned(req.Topics)
 	m, joined, code := g.consumerMemberLocked(req, owned)
@@ -64,11 +64,7 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 		assigned partSet
 	}{m.epoch, m.state, m.assignedSet()}
 	changed := m.update(req, cl) || joined
-	counts := make(map[string]int32, len(topics))
-	for _, t := range topics {
-		counts[t.Name] = t.PartitionCount
-	}
-	if cg.refreshParts(counts) || changed {
+	if cg.refreshParts(topics.counts) || changed {
 		cg.bump()
 	}
 	g.reconcileLocked(m, owned)
@@ -347,7 +343,7 @@ func (g *group) shutdownConsumerLocked() {
 }
 
 // consumerDescribe serves one group of ConsumerGroupDescribe.
-func (c *coordinator) consumerDescribe(ctx context.Context, name string, version int16, topics []meta.Topic) kmsg.ConsumerGroupDescribeResponseGroup {
+func (c *coordinator) consumerDescribe(ctx context.Context, name string, version int16, topics *topicSnapshot) kmsg.ConsumerGroupDescribeResponseGroup {
 	sg := kmsg.NewConsumerGroupDescribeResponseGroup()
 	sg.Group = name
 	g, err := c.lockGroup(ctx, name, lookupMemory)

@@ -43,6 +43,12 @@ func (h *cgHarness) setTopic(name string, parts int32) {
 	h.topics = append(h.topics, meta.Topic{ID: id, Name: name, PartitionCount: parts})
 }
 
+// snapshot is the harness's topics as the server hands them to the
+// coordinator.
+func (h *cgHarness) snapshot() *topicSnapshot {
+	return newTopicSnapshot(0, slices.Clone(h.topics))
+}
+
 func (h *cgHarness) idOf(name string) [16]byte {
 	for _, t := range h.topics {
 		if t.Name == name {
@@ -106,7 +112,7 @@ func (c *cgClient) send(full bool) *kmsg.ConsumerGroupHeartbeatResponse {
 	if code, msg := checkConsumerHeartbeat(req); code != 0 {
 		c.h.t.Fatalf("invalid test request: %s", msg)
 	}
-	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id, host: "/127.0.0.1"}, c.h.topics)
+	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id, host: "/127.0.0.1"}, c.h.snapshot())
 	if resp.ErrorCode != 0 {
 		return resp
 	}
@@ -143,7 +149,7 @@ func (c *cgClient) wantErr(code int16) {
 func (c *cgClient) leave(epoch int32) *kmsg.ConsumerGroupHeartbeatResponse {
 	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 	req.Version, req.Group, req.MemberID, req.MemberEpoch = 1, "g", c.id, epoch
-	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id}, c.h.topics)
+	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id}, c.h.snapshot())
 	if resp.ErrorCode == 0 {
 		c.owned, c.epoch = make(partSet), 0
 	}
@@ -204,7 +210,7 @@ func (h *cgHarness) prevEpoch(id string) int32 {
 }
 
 func (h *cgHarness) describe() kmsg.ConsumerGroupDescribeResponseGroup {
-	return h.c.consumerDescribe(context.Background(), "g", 1, h.topics)
+	return h.c.consumerDescribe(context.Background(), "g", 1, h.snapshot())
 }
 
 func (h *cgHarness) wantState(state string) {

@@ -158,8 +158,8 @@ type Server struct {
 	// groupMetrics is the group collector, registered when
 	// Config.Metrics is set.
 	groupMetrics *groupCollector
-	// topicIDs caches topicsByID (topics.go).
-	topicIDs atomic.Pointer[topicIDCache]
+	// topicIDs caches topicSnapshot (topics.go).
+	topicIDs atomic.Pointer[topicSnapshot]
 	// frames lends produce request frames (frame.go).
 	frames framePool
 	// budget holds the request bytes in memory (limits.go).

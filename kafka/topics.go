@@ -24,27 +24,41 @@ func topicIDBytes(id string) [16]byte {
 }
 
 // topicsByID maps every topic's 16-byte ID to its name, for the request
-// versions that address topics by ID. Produce and Fetch ask on every
-// request, so the map is built once per log.Manager.TopicsGeneration and
-// shared: callers must not modify it.
-func (s *Server) topicsByID() map[[16]byte]meta.Topic {
+// versions that address topics by ID. Callers must not modify it.
+func (s *Server) topicsByID() map[[16]byte]meta.Topic { return s.topicSnapshot().byID }
+
+// topicSnapshot returns the broker's topics and their lookups. Produce and
+// Fetch (by ID) and every KIP-848 heartbeat ask, so it is built once per
+// log.Manager.TopicsGeneration and shared: callers must not modify it.
+func (s *Server) topicSnapshot() *topicSnapshot {
 	if c := s.topicIDs.Load(); c != nil && c.gen == s.cfg.Log.TopicsGeneration() {
-		return c.byID
+		return c
 	}
-	gen := s.cfg.Log.TopicsGeneration() // read before Topics: never newer than the map
-	ts := s.cfg.Log.Topics()
-	m := make(map[[16]byte]meta.Topic, len(ts))
-	for _, t := range ts {
-		m[topicIDBytes(t.ID)] = t
-	}
-	s.topicIDs.Store(&topicIDCache{gen: gen, byID: m})
-	return m
+	gen := s.cfg.Log.TopicsGeneration() // read before Topics: never newer than the snapshot
+	c := newTopicSnapshot(gen, s.cfg.Log.Topics())
+	s.topicIDs.Store(c)
+	return c
 }
 
-// topicIDCache is topicsByID's map as of one topics generation.
-type topicIDCache struct {
+// topicSnapshot is the broker's topics as of one topics generation, with
+// lookups by ID and by name. It is never modified once built.
+type topicSnapshot struct {
 	gen  uint64
+	list []meta.Topic
 	byID map[[16]byte]meta.Topic
+	// ids maps a topic name to its ID; counts to its partition count.
+	ids    map[string][16]byte
+	counts map[string]int32
+}
+
+func newTopicSnapshot(gen uint64, list []meta.Topic) *topicSnapshot {
+	c := &topicSnapshot{gen: gen, list: list, byID: make(map[[16]byte]meta.Topic, len(list)),
+		ids: make(map[string][16]byte, len(list)), counts: make(map[string]int32, len(list))}
+	for _, t := range list {
+		id := topicIDBytes(t.ID)
+		c.byID[id], c.ids[t.Name], c.counts[t.Name] = t, id, t.PartitionCount
+	}
+	return c
 }
 
 // leaderEpoch is every partition's leader epoch: one broker, never a new
