@@ -100,12 +100,15 @@ func (c *segmentCache) removeLocked(el *list.Element) {
 	c.m.cacheBytes.Set(float64(c.size))
 }
 
-// evict drops key if cached (after retention or topic deletion).
+// evict drops key, and its tail (window.go), if cached (after retention
+// or topic deletion).
 func (c *segmentCache) evict(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[key]; ok {
-		c.removeLocked(el)
+	for _, k := range []string{key, key + tailKeySuffix} {
+		if el, ok := c.entries[k]; ok {
+			c.removeLocked(el)
+		}
 	}
 }
 

@@ -27,6 +27,8 @@ type testEnv struct {
 	logs    *syncBuffer
 	now     func() time.Time
 	m       *Manager
+	// cacheBytes is Config.CacheBytes (0: the default).
+	cacheBytes int64
 }
 
 // syncBuffer collects log output from concurrent goroutines.
@@ -75,7 +77,7 @@ func (e *testEnv) open() *Manager {
 	m, err := Open(context.Background(), Config{
 		Dir: filepath.Join(e.dir, "segments"), Objects: e.objects, Meta: e.meta,
 		Logger:        slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		FlushInterval: time.Hour, RetentionInterval: time.Hour, Now: e.now,
+		FlushInterval: time.Hour, RetentionInterval: time.Hour, Now: e.now, CacheBytes: e.cacheBytes,
 	})
 	if err != nil {
 		e.t.Fatal(err)

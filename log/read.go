@@ -52,6 +52,8 @@ type readPlan struct {
 	pos    int64 // where to start scanning (from the sparse index)
 	limit  int64 // end of the batch region visible to this reader
 	next   int64 // offset after the last batch before limit
+	// objSize is a remote segment's object size.
+	objSize int64
 }
 
 // Read returns whole batches from offset on, at most maxBytes of them but
@@ -75,12 +77,11 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 			return res, nil
 		}
 		// The local copy went away after upload: read the object.
+		p.mu.Lock()
+		plan.objSize = plan.seg.size
+		p.mu.Unlock()
 	}
-	s, err := p.m.loadSealed(ctx, plan.seg.key)
-	if err != nil {
-		return res, err
-	}
-	data, err = s.read(offset, maxBytes)
+	data, err = p.m.readSealed(ctx, plan.seg.key, plan.objSize, offset, maxBytes)
 	res.Batches = data
 	if err == nil {
 		p.stats.countRead(data)
@@ -104,7 +105,9 @@ func (p *Partition) planRead(offset int64) (readPlan, ReadResult, error) {
 	}
 	seg := p.segmentForLocked(offset)
 	plan := readPlan{seg: seg, remote: seg.remote}
-	if !seg.remote {
+	if seg.remote {
+		plan.objSize = seg.size
+	} else {
 		plan.pos = seg.index.lookupOffset(offset, seg.base)
 		plan.limit, plan.next = seg.size, seg.next
 	}
@@ -188,6 +191,23 @@ func wholeBatchesLen(b []byte) int {
 
 // loadSealed returns a sealed segment from the cache, reading the object
 // store on a miss.
+// readSealed reads from the sealed segment object key of size bytes: from
+// the cache when it holds the segment, in windows when the segment is
+// large next to the cache (window.go), else by loading it whole.
+func (m *Manager) readSealed(ctx context.Context, key string, size, offset int64, maxBytes int) ([]byte, error) {
+	if s, ok := m.cache.cached(key); ok {
+		return s.read(offset, maxBytes)
+	}
+	if m.cache.windowed(size) {
+		return m.readWindow(ctx, key, size, offset, maxBytes)
+	}
+	s, err := m.loadSealed(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return s.read(offset, maxBytes)
+}
+
 func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, error) {
 	return m.cache.get(ctx, key, func(ctx context.Context) (*sealedSegment, int64, error) {
 		data, err := m.cfg.Objects.Get(ctx, key)

@@ -1,0 +1,200 @@
+package log
+
+// Windowed reads of sealed segments.
+//
+// The cache keeps sealed segments whole, which suits segments small next
+// to the cache. A segment that is large next to it (an eighth of the
+// cache or more: with the defaults, 64 MiB segments in a 256 MiB cache) is
+// not loaded whole on a miss: consumers reading several partitions'
+// sealed segments would otherwise evict each other and reload a whole
+// segment for every fetch. Instead a read fetches the segment's tail
+// (footer and sparse index, checked against their checksums and cached,
+// small) and then only the window of batches it returns with one ranged
+// object read, checking every batch it returns (frame, CRC-32C and
+// contiguous offsets). A whole segment already in the cache is still
+// served from there.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/streamhouse/streamhouse/objstore"
+)
+
+const (
+	// windowMinBytes is the least a windowed read fetches, so that small
+	// fetches still read ahead a useful amount.
+	windowMinBytes = 1 << 20
+	// windowedShare: a segment of at least cache limit / windowedShare
+	// bytes is read in windows rather than loaded whole.
+	windowedShare = 8
+	// tailKeySuffix marks a segment's cached tail (footer and index).
+	tailKeySuffix = "#tail"
+)
+
+// windowed reports whether an object of size bytes is read in windows.
+func (c *segmentCache) windowed(size int64) bool { return size*windowedShare >= c.limit }
+
+// cached returns the segment under key if the cache holds it.
+func (c *segmentCache) cached(key string) (*sealedSegment, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	c.m.cacheHits.Inc()
+	return el.Value.(*cacheEntry).seg, true
+}
+
+// loadTail returns the footer and sparse index of the sealed segment
+// object key of size bytes, through the cache (a sealedSegment without
+// data).
+func (m *Manager) loadTail(ctx context.Context, key string, size int64) (*sealedSegment, error) {
+	return m.cache.get(ctx, key+tailKeySuffix, func(ctx context.Context) (*sealedSegment, int64, error) {
+		corrupt := func(at int64, err error) error {
+			return &CorruptionError{Segment: key, Offset: at, Cause: err}
+		}
+		if size < footerLen {
+			return nil, 0, corrupt(-1, fmt.Errorf("%d bytes, shorter than a footer", size))
+		}
+		fb, err := m.getRange(ctx, key, size-footerLen, footerLen)
+		if err != nil {
+			return nil, 0, err
+		}
+		ft, err := decodeFooter(fb)
+		if err != nil {
+			return nil, 0, corrupt(size-footerLen, err)
+		}
+		idxLen := int64(ft.IndexCount) * indexEntryLen
+		if ft.BatchesLen+idxLen != size-footerLen {
+			return nil, 0, corrupt(size-footerLen, fmt.Errorf("footer says %d batch bytes and %d index bytes, object has %d before the footer",
+				ft.BatchesLen, idxLen, size-footerLen))
+		}
+		ib, err := m.getRange(ctx, key, ft.BatchesLen, idxLen)
+		if err != nil {
+			return nil, 0, err
+		}
+		if crc := crc32.Checksum(ib, castagnoli); crc != ft.IndexCRC {
+			return nil, 0, corrupt(ft.BatchesLen, fmt.Errorf("index crc %08x, footer says %08x", crc, ft.IndexCRC))
+		}
+		entries, err := decodeIndex(ib)
+		if err != nil {
+			return nil, 0, corrupt(ft.BatchesLen, err)
+		}
+		s := &sealedSegment{name: key, ft: ft, index: newSparseIndexFrom(entries, defaultIndexInterval)}
+		s.index.maxTS = ft.MaxTimestamp
+		return s, footerLen + idxLen, nil
+	})
+}
+
+// getRange reads exactly n bytes of key at off from the object store.
+func (m *Manager) getRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b, err := m.cfg.Objects.GetRange(ctx, key, off, n)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrSegmentMissing, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log: read segment %s: %w", key, err)
+	}
+	if int64(len(b)) != n {
+		return nil, &CorruptionError{Segment: key, Offset: off,
+			Cause: fmt.Errorf("%w: %d bytes at %d, object has %d there", ErrCorruptSegment, n, off, len(b))}
+	}
+	return b, nil
+}
+
+// readWindow is sealedSegment.read for a segment read in windows: whole
+// batches starting with the one containing off, at least that batch,
+// otherwise as many as fit in maxBytes; nil above the segment's last
+// offset. Every batch returned is checked.
+func (m *Manager) readWindow(ctx context.Context, key string, size, off int64, maxBytes int) ([]byte, error) {
+	t, err := m.loadTail(ctx, key, size)
+	if err != nil {
+		return nil, err
+	}
+	ft := t.ft
+	if off > ft.LastOffset || ft.BatchesLen == 0 {
+		return nil, nil
+	}
+	corrupt := func(at int64, err error) error { return &CorruptionError{Segment: key, Offset: at, Cause: err} }
+	start := t.index.lookupOffset(off, ft.BaseOffset)
+	// The index entry is at most an index interval before the batch that
+	// holds off; read that much more than maxBytes.
+	want := max(int64(maxBytes)+2*defaultIndexInterval, windowMinBytes)
+	w, err := m.getRange(ctx, key, start, min(want, ft.BatchesLen-start))
+	if err != nil {
+		return nil, err
+	}
+	pos, first := 0, -1 // first: where the batch holding off starts in w
+	for {
+		if pos+batchHeaderLen > len(w) {
+			if start+int64(pos) >= ft.BatchesLen {
+				return nil, corrupt(start+int64(pos), fmt.Errorf("offset %d not found before the end of the batches", off))
+			}
+			// The batch holding off starts past the window: read on from it.
+			start += int64(pos)
+			if w, err = m.getRange(ctx, key, start, min(want, ft.BatchesLen-start)); err != nil {
+				return nil, err
+			}
+			pos = 0
+			continue
+		}
+		h, err := ParseBatchHeader(w[pos:])
+		if err != nil {
+			return nil, corrupt(start+int64(pos), err)
+		}
+		if h.NextOffset() > off {
+			first = pos
+			break
+		}
+		pos += h.Size()
+	}
+	return checkWindow(key, w[first:], start+int64(first), ft.BatchesLen, maxBytes, func(n int64) ([]byte, error) {
+		// The first batch runs past the window (KIP-74: it is returned
+		// whole, however large): read exactly it.
+		return m.getRange(ctx, key, start+int64(first), n)
+	})
+}
+
+// checkWindow returns the whole batches at the front of w (which starts at
+// object position at) that a read returns: the first always (reading it
+// whole with readFirst when w holds only part of it), the rest while they
+// fit in maxBytes and in w. Each is checked: frame, CRC-32C, offsets
+// contiguous.
+func checkWindow(key string, w []byte, at, batchesLen int64, maxBytes int, readFirst func(n int64) ([]byte, error)) ([]byte, error) {
+	corrupt := func(pos int, err error) error {
+		return &CorruptionError{Segment: key, Offset: at + int64(pos), Cause: err}
+	}
+	size, err := frameSize(w)
+	if err != nil {
+		return nil, corrupt(0, err)
+	}
+	if int64(size) > batchesLen-at {
+		return nil, corrupt(0, fmt.Errorf("batch of %d bytes overruns the batch region", size))
+	}
+	if size > len(w) {
+		if w, err = readFirst(int64(size)); err != nil {
+			return nil, err
+		}
+	}
+	end, next := 0, int64(-1)
+	for end < len(w) {
+		size, err := frameSize(w[end:])
+		if err != nil || end+size > len(w) || (end > 0 && end+size > maxBytes) {
+			break // a partial batch at the window's end, or over maxBytes
+		}
+		h, err := checkFrame(w[end : end+size])
+		if err != nil {
+			return nil, corrupt(end, err)
+		}
+		if next >= 0 && h.BaseOffset != next {
+			return nil, corrupt(end, fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next))
+		}
+		next, end = h.NextOffset(), end+size
+	}
+	return w[:end:end], nil
+}
