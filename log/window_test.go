@@ -7,6 +7,20 @@ import (
 	"testing"
 )
 
+// windowedLog returns a partition of the given number of 5-record batches whose
+// uploaded 4 KiB segments are read in windows: the cache is 16 KiB.
+func windowedLog(t *testing.T, batches int) (*testEnv, *Manager, *Partition) {
+	t.Helper()
+	e := newTestEnv(t)
+	e.cacheBytes = 16 << 10
+	m := e.open()
+	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "4096"})
+	p := mustPartition(t, m, "t", 0)
+	appendN(t, p, 0, batches, 5, true)
+	waitUploaded(t, m, p)
+	return e, m, p
+}
+
 // TestReadWindowed reads a log whose sealed segments are large next to
 // the cache, so reads fetch windows of the objects instead of loading them
 // whole, and checks every answer against the whole-segment read of the
@@ -14,13 +28,7 @@ import (
 // only the segments' small tails.
 func TestReadWindowed(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnv(t)
-	e.cacheBytes = 16 << 10
-	m := e.open()
-	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "4096"})
-	p := mustPartition(t, m, "t", 0)
-	appendN(t, p, 0, 150, 5, true)
-	waitUploaded(t, m, p)
+	e, m, p := windowedLog(t, 150)
 	p.mu.Lock()
 	var remote []*segment
 	for _, s := range p.segs {
@@ -74,13 +82,7 @@ func TestReadWindowed(t *testing.T) {
 // of serving it.
 func TestReadWindowedCorruption(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnv(t)
-	e.cacheBytes = 16 << 10
-	m := e.open()
-	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "4096"})
-	p := mustPartition(t, m, "t", 0)
-	appendN(t, p, 0, 40, 5, true)
-	waitUploaded(t, m, p)
+	e, _, p := windowedLog(t, 40)
 	p.mu.Lock()
 	s := p.segs[0]
 	p.mu.Unlock()
@@ -154,13 +156,7 @@ func TestReadWindowedBigBatches(t *testing.T) {
 // ErrSegmentMissing, and serve nothing.
 func TestReadWindowedBadTail(t *testing.T) {
 	ctx := context.Background()
-	e := newTestEnv(t)
-	e.cacheBytes = 16 << 10
-	m := e.open()
-	mustCreate(t, m, "t", 1, map[string]string{ConfigSegmentBytes: "4096"})
-	p := mustPartition(t, m, "t", 0)
-	appendN(t, p, 0, 100, 5, true)
-	waitUploaded(t, m, p)
+	e, _, p := windowedLog(t, 100)
 	p.mu.Lock()
 	first, second := p.segs[0], p.segs[1]
 	p.mu.Unlock()
