@@ -304,11 +304,10 @@ func (p *Partition) searchTime(ctx context.Context, cands []timeCand, ts, logSta
 				continue
 			}
 		}
-		s, err := p.m.loadSealed(ctx, c.seg.key)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		off, t, hit, err := s.offsetForTime(ts)
+		p.mu.Lock()
+		size := c.seg.size // the object's size once remote
+		p.mu.Unlock()
+		off, t, hit, err := p.m.offsetForTimeSealed(ctx, c.seg.key, size, ts)
 		if err != nil {
 			return 0, 0, false, err
 		}

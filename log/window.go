@@ -12,7 +12,8 @@ package log
 // small) and then only the window of batches it returns with one ranged
 // object read, checking every batch it returns (frame, CRC-32C and
 // contiguous offsets). A whole segment already in the cache is still
-// served from there.
+// served from there. Lookups by timestamp (offsetForTimeSealed) read such
+// segments in windows too, from the index's time entry on.
 
 import (
 	"context"
@@ -197,4 +198,70 @@ func checkWindow(key string, w []byte, at, batchesLen int64, maxBytes int, readF
 		next, end = h.NextOffset(), end+size
 	}
 	return w[:end:end], nil
+}
+
+// offsetForTimeSealed is sealedSegment.offsetForTime for the sealed
+// segment object key of size bytes, read as readSealed reads: from the
+// cache, in windows, or loaded whole.
+func (m *Manager) offsetForTimeSealed(ctx context.Context, key string, size, ts int64) (offset, timestamp int64, found bool, err error) {
+	if s, ok := m.cache.cached(key); ok {
+		return s.offsetForTime(ts)
+	}
+	if !m.cache.windowed(size) {
+		s, err := m.loadSealed(ctx, key)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		return s.offsetForTime(ts)
+	}
+	t, err := m.loadTail(ctx, key, size)
+	if err != nil || t.ft.MaxTimestamp < ts {
+		return 0, 0, false, err
+	}
+	corrupt := func(at int64, err error) error { return &CorruptionError{Segment: key, Offset: at, Cause: err} }
+	var w []byte  // the window read last
+	var wAt int64 // where it starts
+	end := t.ft.BatchesLen
+	for pos := t.index.lookupTime(ts); pos < end; {
+		if end-pos < batchHeaderLen {
+			return 0, 0, false, corrupt(pos, errShortFrame)
+		}
+		if pos < wAt || pos+batchHeaderLen > wAt+int64(len(w)) {
+			if w, err = m.getRange(ctx, key, pos, min(windowMinBytes, end-pos)); err != nil {
+				return 0, 0, false, err
+			}
+			wAt = pos
+		}
+		h, err := ParseBatchHeader(w[pos-wAt:])
+		if err != nil {
+			return 0, 0, false, corrupt(pos, err)
+		}
+		n := int64(h.Size())
+		if h.Length < minBatchLength || n > end-pos {
+			return 0, 0, false, corrupt(pos, fmt.Errorf("batch length %d out of range", h.Length))
+		}
+		if h.MaxTimestamp >= ts {
+			var b []byte
+			if pos+n <= wAt+int64(len(w)) {
+				b = w[pos-wAt : pos-wAt+n]
+			} else if b, err = m.getRange(ctx, key, pos, n); err != nil {
+				return 0, 0, false, err
+			}
+			if _, err := checkFrame(b); err != nil {
+				return 0, 0, false, corrupt(pos, err)
+			}
+			recs, err := decodeBatch(b, true)
+			if err != nil {
+				return 0, 0, false, corrupt(pos, err)
+			}
+			for _, r := range recs {
+				if r.Timestamp >= ts {
+					return r.Offset, r.Timestamp, true, nil
+				}
+			}
+			// A producer overstated MaxTimestamp: keep looking.
+		}
+		pos += n
+	}
+	return 0, 0, false, nil
 }

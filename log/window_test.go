@@ -148,6 +148,12 @@ func TestReadWindowedBigBatches(t *testing.T) {
 				t.Fatalf("offset %d max %d: %d bytes, want %d", off, maxBytes, len(got.Batches), len(want))
 			}
 		}
+		// Record i is stamped 1_700_000_000_000 + i: each lookup reads a
+		// batch larger than a window.
+		at, ts, found, err := m.offsetForTimeSealed(ctx, s.key, s.size, 1_700_000_000_000+off)
+		if err != nil || !found || at != off || ts != 1_700_000_000_000+off {
+			t.Fatalf("offsetForTime of record %d: %d %d %v %v", off, at, ts, found, err)
+		}
 	}
 }
 
@@ -177,5 +183,53 @@ func TestReadWindowedBadTail(t *testing.T) {
 	}
 	if _, err := p.Read(ctx, second.base, 1<<20); !errors.Is(err, ErrSegmentMissing) {
 		t.Fatalf("read of a missing object: %v, want ErrSegmentMissing", err)
+	}
+}
+
+// TestOffsetForTimestampWindowed looks up timestamps in windowed sealed
+// segments: every answer matches the whole segment's, and no segment is
+// loaded into the cache whole.
+func TestOffsetForTimestampWindowed(t *testing.T) {
+	ctx := context.Background()
+	e, m, p := windowedLog(t, 150)
+	p.mu.Lock()
+	var remote []*segment
+	for _, s := range p.segs {
+		if s.remote {
+			remote = append(remote, s)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range remote {
+		obj, err := e.objects.Get(ctx, s.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := openSealed(s.key, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// testBatch stamps record k with 1_700_000_000_000 + k.
+		for k := s.base - 1; k <= s.next; k++ {
+			ts := 1_700_000_000_000 + k
+			wOff, wTS, wFound, err := whole.offsetForTime(ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			off, at, found, err := m.offsetForTimeSealed(ctx, s.key, s.size, ts)
+			if err != nil || found != wFound || off != wOff || at != wTS {
+				t.Fatalf("ts %d in segment %d: (%d, %d, %v, %v), want (%d, %d, %v)", ts, s.base, off, at, found, err, wOff, wTS, wFound)
+			}
+		}
+		if _, ok := m.cache.cached(s.key); ok {
+			t.Fatalf("segment %d was loaded whole", s.base)
+		}
+	}
+	// Through the partition: the first record at or after a timestamp in
+	// the third segment.
+	want := remote[2].base + 1
+	off, _, found, err := p.OffsetForTimestamp(ctx, 1_700_000_000_000+want)
+	if err != nil || !found || off != want {
+		t.Fatalf("OffsetForTimestamp: %d %v %v, want %d", off, found, err, want)
 	}
 }
