@@ -108,6 +108,55 @@ func (m *Manager) getRange(ctx context.Context, key string, off, n int64) ([]byt
 	return b, nil
 }
 
+// objWindow reads the batch region of a sealed segment object through
+// windows of at least want bytes: a read within the current window costs
+// nothing, any other fetches a new window starting where it asks.
+type objWindow struct {
+	m    *Manager
+	ctx  context.Context
+	key  string
+	end  int64 // BatchesLen
+	want int64
+	w    []byte // the current window
+	at   int64  // where it starts
+}
+
+// bytes returns the object's bytes [pos, pos+n).
+func (o *objWindow) bytes(pos, n int64) ([]byte, error) {
+	if pos < o.at || pos+n > o.at+int64(len(o.w)) {
+		w, err := o.m.getRange(o.ctx, o.key, pos, max(n, min(o.want, o.end-pos)))
+		if err != nil {
+			return nil, err
+		}
+		o.w, o.at = w, pos
+	}
+	return o.w[pos-o.at : pos-o.at+n], nil
+}
+
+// header returns the header of the batch at pos, checking that the batch
+// stays in the batch region.
+func (o *objWindow) header(pos int64) (BatchHeader, error) {
+	if o.end-pos < batchHeaderLen {
+		return BatchHeader{}, o.corrupt(pos, errShortFrame)
+	}
+	b, err := o.bytes(pos, batchHeaderLen)
+	if err != nil {
+		return BatchHeader{}, err
+	}
+	h, err := ParseBatchHeader(b)
+	if err != nil {
+		return h, o.corrupt(pos, err)
+	}
+	if h.Length < minBatchLength || int64(h.Size()) > o.end-pos {
+		return h, o.corrupt(pos, fmt.Errorf("batch length %d out of range", h.Length))
+	}
+	return h, nil
+}
+
+func (o *objWindow) corrupt(pos int64, err error) error {
+	return &CorruptionError{Segment: o.key, Offset: pos, Cause: err}
+}
+
 // readWindow is sealedSegment.read for a segment read in windows: whole
 // batches starting with the one containing off, at least that batch,
 // otherwise as many as fit in maxBytes; nil above the segment's last
@@ -121,67 +170,36 @@ func (m *Manager) readWindow(ctx context.Context, key string, size, off int64, m
 	if off > ft.LastOffset || ft.BatchesLen == 0 {
 		return nil, nil
 	}
-	corrupt := func(at int64, err error) error { return &CorruptionError{Segment: key, Offset: at, Cause: err} }
-	start := t.index.lookupOffset(off, ft.BaseOffset)
 	// The index entry is at most an index interval before the batch that
 	// holds off; read that much more than maxBytes.
-	want := max(int64(maxBytes)+2*defaultIndexInterval, windowMinBytes)
-	w, err := m.getRange(ctx, key, start, min(want, ft.BatchesLen-start))
-	if err != nil {
-		return nil, err
-	}
-	pos, first := 0, -1 // first: where the batch holding off starts in w
+	o := &objWindow{m: m, ctx: ctx, key: key, end: ft.BatchesLen,
+		want: max(int64(maxBytes)+2*defaultIndexInterval, windowMinBytes)}
+	pos := t.index.lookupOffset(off, ft.BaseOffset)
 	for {
-		if pos+batchHeaderLen > len(w) {
-			if start+int64(pos) >= ft.BatchesLen {
-				return nil, corrupt(start+int64(pos), fmt.Errorf("offset %d not found before the end of the batches", off))
-			}
-			// The batch holding off starts past the window: read on from it.
-			start += int64(pos)
-			if w, err = m.getRange(ctx, key, start, min(want, ft.BatchesLen-start)); err != nil {
-				return nil, err
-			}
-			pos = 0
-			continue
+		if pos >= ft.BatchesLen {
+			return nil, o.corrupt(pos, fmt.Errorf("offset %d not found before the end of the batches", off))
 		}
-		h, err := ParseBatchHeader(w[pos:])
+		h, err := o.header(pos)
 		if err != nil {
-			return nil, corrupt(start+int64(pos), err)
-		}
-		if h.NextOffset() > off {
-			first = pos
-			break
-		}
-		pos += h.Size()
-	}
-	return checkWindow(key, w[first:], start+int64(first), ft.BatchesLen, maxBytes, func(n int64) ([]byte, error) {
-		// The first batch runs past the window (KIP-74: it is returned
-		// whole, however large): read exactly it.
-		return m.getRange(ctx, key, start+int64(first), n)
-	})
-}
-
-// checkWindow returns the whole batches at the front of w (which starts at
-// object position at) that a read returns: the first always (reading it
-// whole with readFirst when w holds only part of it), the rest while they
-// fit in maxBytes and in w. Each is checked: frame, CRC-32C, offsets
-// contiguous.
-func checkWindow(key string, w []byte, at, batchesLen int64, maxBytes int, readFirst func(n int64) ([]byte, error)) ([]byte, error) {
-	corrupt := func(pos int, err error) error {
-		return &CorruptionError{Segment: key, Offset: at + int64(pos), Cause: err}
-	}
-	size, err := frameSize(w)
-	if err != nil {
-		return nil, corrupt(0, err)
-	}
-	if int64(size) > batchesLen-at {
-		return nil, corrupt(0, fmt.Errorf("batch of %d bytes overruns the batch region", size))
-	}
-	if size > len(w) {
-		if w, err = readFirst(int64(size)); err != nil {
 			return nil, err
 		}
+		if h.NextOffset() > off {
+			// KIP-74: the first batch comes back whole, however large.
+			if _, err := o.bytes(pos, int64(h.Size())); err != nil {
+				return nil, err
+			}
+			break
+		}
+		pos += int64(h.Size())
 	}
+	return checkWindow(o.w[pos-o.at:], maxBytes, func(p int, err error) error { return o.corrupt(pos+int64(p), err) })
+}
+
+// checkWindow returns the whole batches at the front of w that a read
+// returns: the first (which w holds whole), then the rest while they fit
+// in maxBytes and in w. Each is checked: frame, CRC-32C, offsets
+// contiguous; corrupt reports a bad one at its position in w.
+func checkWindow(w []byte, maxBytes int, corrupt func(pos int, err error) error) ([]byte, error) {
 	end, next := 0, int64(-1)
 	for end < len(w) {
 		size, err := frameSize(w[end:])
@@ -218,41 +236,24 @@ func (m *Manager) offsetForTimeSealed(ctx context.Context, key string, size, ts 
 	if err != nil || t.ft.MaxTimestamp < ts {
 		return 0, 0, false, err
 	}
-	corrupt := func(at int64, err error) error { return &CorruptionError{Segment: key, Offset: at, Cause: err} }
-	var w []byte  // the window read last
-	var wAt int64 // where it starts
-	end := t.ft.BatchesLen
-	for pos := t.index.lookupTime(ts); pos < end; {
-		if end-pos < batchHeaderLen {
-			return 0, 0, false, corrupt(pos, errShortFrame)
-		}
-		if pos < wAt || pos+batchHeaderLen > wAt+int64(len(w)) {
-			if w, err = m.getRange(ctx, key, pos, min(windowMinBytes, end-pos)); err != nil {
-				return 0, 0, false, err
-			}
-			wAt = pos
-		}
-		h, err := ParseBatchHeader(w[pos-wAt:])
+	o := &objWindow{m: m, ctx: ctx, key: key, end: t.ft.BatchesLen, want: windowMinBytes}
+	for pos := t.index.lookupTime(ts); pos < o.end; {
+		h, err := o.header(pos)
 		if err != nil {
-			return 0, 0, false, corrupt(pos, err)
+			return 0, 0, false, err
 		}
 		n := int64(h.Size())
-		if h.Length < minBatchLength || n > end-pos {
-			return 0, 0, false, corrupt(pos, fmt.Errorf("batch length %d out of range", h.Length))
-		}
 		if h.MaxTimestamp >= ts {
-			var b []byte
-			if pos+n <= wAt+int64(len(w)) {
-				b = w[pos-wAt : pos-wAt+n]
-			} else if b, err = m.getRange(ctx, key, pos, n); err != nil {
+			b, err := o.bytes(pos, n)
+			if err != nil {
 				return 0, 0, false, err
 			}
 			if _, err := checkFrame(b); err != nil {
-				return 0, 0, false, corrupt(pos, err)
+				return 0, 0, false, o.corrupt(pos, err)
 			}
 			recs, err := decodeBatch(b, true)
 			if err != nil {
-				return 0, 0, false, corrupt(pos, err)
+				return 0, 0, false, o.corrupt(pos, err)
 			}
 			for _, r := range recs {
 				if r.Timestamp >= ts {
