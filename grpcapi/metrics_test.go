@@ -11,36 +11,9 @@ import (
 
 	"github.com/streamhouse/streamhouse/grpcapi/grpcapitest"
 	pb "github.com/streamhouse/streamhouse/proto"
-)
 
-// series gathers reg and returns every sample of the family name (for a
-// histogram, its sample count), keyed by its labels as "name=value" pairs
-// joined with "," in the registry's (name) order.
-func series(t *testing.T, reg prometheus.Gatherer, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var pairs []string
-			for _, l := range m.GetLabel() {
-				pairs = append(pairs, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetCounter().GetValue()
-			if m.Histogram != nil {
-				v = float64(m.GetHistogram().GetSampleCount())
-			}
-			out[strings.Join(pairs, ",")] = v
-		}
-	}
-	return out
-}
+	"github.com/streamhouse/streamhouse/internal/metricstest"
+)
 
 // TestMetricsCountCalls makes successful, failing and unknown calls and
 // checks the call counters and durations, and that records consumed over
@@ -67,7 +40,7 @@ func TestMetricsCountCalls(t *testing.T) {
 	wantStatus(t, err, codes.Unimplemented)
 
 	// The interceptors count before the answer is sent, so no waiting.
-	requests := series(t, reg, "streamhouse_grpc_requests_total")
+	requests := metricstest.Family(t, reg, "streamhouse_grpc_requests_total")
 	for labels, want := range map[string]float64{
 		"code=OK,method=" + svc + "CreateTopic":           1,
 		"code=OK,method=" + svc + "ProduceBatch":          1,
@@ -99,7 +72,7 @@ func TestMetricsCountCalls(t *testing.T) {
 			t.Errorf("method label %q is neither a full method name nor unknown", m)
 		}
 	}
-	durations := series(t, reg, "streamhouse_grpc_request_duration_seconds")
+	durations := metricstest.Family(t, reg, "streamhouse_grpc_request_duration_seconds")
 	for labels, want := range map[string]float64{
 		"method=" + svc + "CreateTopic": 1,
 		"method=" + svc + "GetTopic":    1,
@@ -112,7 +85,7 @@ func TestMetricsCountCalls(t *testing.T) {
 	}
 
 	// Consume reads through the log, which counts per topic.
-	if got := series(t, reg, "streamhouse_log_read_records_total")["topic=m"]; got != 7 {
+	if got := metricstest.Family(t, reg, "streamhouse_log_read_records_total")["topic=m"]; got != 7 {
 		t.Errorf("log read records for topic m = %v, want 7", got)
 	}
 

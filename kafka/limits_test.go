@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/internal/metricstest"
 )
 
 func TestByteBudget(t *testing.T) {
@@ -87,12 +89,12 @@ func TestMaxConnections(t *testing.T) {
 	c3 := b.raw()
 	c3.write(frame(1, kmsg.NewPtrApiVersionsRequest()))
 	c3.expectClosed()
-	if v, _ := metricValue(t, reg, "streamhouse_kafka_connections_rejected_total", nil); v != 1 {
+	if v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_connections_rejected_total", nil); v != 1 {
 		t.Fatalf("connections_rejected_total = %v, want 1", v)
 	}
 	c1.nc.Close()
 	waitFor(t, "the closed connection to be forgotten", func() bool {
-		v, _ := metricValue(t, reg, "streamhouse_kafka_connections", nil)
+		v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_connections", nil)
 		return v == 1
 	})
 	apiVersions(b.raw())
@@ -118,7 +120,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	a := b.raw()
 	a.write(bigA[:4])
 	waitFor(t, "A's frame to hold its bytes", func() bool {
-		v, _ := metricValue(t, reg, "streamhouse_kafka_queued_request_bytes", nil)
+		v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_queued_request_bytes", nil)
 		return v == float64(len(bigA)-4)
 	})
 
@@ -128,7 +130,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	res := make(chan error, 1)
 	go func() { res <- cl.ProduceSync(testCtx(t), rec).FirstErr() }()
 	waitFor(t, "B to wait for request memory", func() bool {
-		v, _ := metricValue(t, reg, "streamhouse_kafka_connections_waiting_for_memory", nil)
+		v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_connections_waiting_for_memory", nil)
 		return v == 1
 	})
 	select {
@@ -146,7 +148,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 		t.Fatalf("B's produce after A finished: %v", err)
 	}
 	waitFor(t, "every request byte to be released", func() bool {
-		v, _ := metricValue(t, reg, "streamhouse_kafka_queued_request_bytes", nil)
+		v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_queued_request_bytes", nil)
 		return v == 0
 	})
 }

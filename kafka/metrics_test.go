@@ -10,57 +10,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/internal/metricstest"
 )
 
-// metricValue gathers reg and returns the sum over the series of family
-// name whose labels include want (a histogram contributes its sample
-// count), and how many series matched.
-func metricValue(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (float64, int) {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	n := 0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			n++
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				sum += m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				sum += m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum, n
-}
-
-// expectMetric asserts metricValue's sum.
+// expectMetric asserts metricstest.Sum of the series matching labels.
 func expectMetric(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string, want float64) {
 	t.Helper()
-	if got, _ := metricValue(t, reg, name, labels); got != want {
+	if got, _ := metricstest.Sum(t, reg, name, labels); got != want {
 		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 	}
 }
@@ -133,10 +94,10 @@ func TestMetricsCountRequestsErrorsBytesAndConnections(t *testing.T) {
 	expectMetric(t, reg, "streamhouse_kafka_errors_total", map[string]string{"api": "ApiVersions", "code": "UNSUPPORTED_VERSION"}, 1)
 
 	// Every served version has its series from the start; others do not.
-	if _, n := metricValue(t, reg, "streamhouse_kafka_requests_total", map[string]string{"api": "Fetch", "version": "18"}); n != 1 {
+	if _, n := metricstest.Sum(t, reg, "streamhouse_kafka_requests_total", map[string]string{"api": "Fetch", "version": "18"}); n != 1 {
 		t.Errorf("Fetch v18 has %d series, want 1 (pre-resolved)", n)
 	}
-	if _, n := metricValue(t, reg, "streamhouse_kafka_requests_total", map[string]string{"api": "Fetch", "version": "3"}); n != 0 {
+	if _, n := metricstest.Sum(t, reg, "streamhouse_kafka_requests_total", map[string]string{"api": "Fetch", "version": "3"}); n != 0 {
 		t.Errorf("Fetch v3 (not served) has %d series", n)
 	}
 
@@ -144,7 +105,7 @@ func TestMetricsCountRequestsErrorsBytesAndConnections(t *testing.T) {
 	expectMetric(t, reg, "streamhouse_kafka_connections_accepted_total", nil, 1)
 	c.nc.Close()
 	waitFor(t, "the connection gauge to drop to 0", func() bool {
-		v, _ := metricValue(t, reg, "streamhouse_kafka_connections", nil)
+		v, _ := metricstest.Sum(t, reg, "streamhouse_kafka_connections", nil)
 		return v == 0
 	})
 	expectMetric(t, reg, "streamhouse_kafka_connections_accepted_total", nil, 1)
@@ -241,10 +202,10 @@ func TestGroupMetricsSeriesCap(t *testing.T) {
 	// Budget 3: the two groups' member series, then cap-a's partition 0.
 	// Left out: cap-a's partition 1, and cap-b's offsets, not even read
 	// (reading stops once the offsets read fill the budget): one each.
-	if _, n := metricValue(t, reg, "streamhouse_kafka_group_members", nil); n != 2 {
+	if _, n := metricstest.Sum(t, reg, "streamhouse_kafka_group_members", nil); n != 2 {
 		t.Errorf("%d member series, want 2", n)
 	}
-	if _, n := metricValue(t, reg, "streamhouse_kafka_group_committed_offset", nil); n != 1 {
+	if _, n := metricstest.Sum(t, reg, "streamhouse_kafka_group_committed_offset", nil); n != 1 {
 		t.Errorf("%d committed-offset series, want 1", n)
 	}
 	expectMetric(t, reg, "streamhouse_kafka_group_committed_offset", map[string]string{"group": "cap-a", "partition": "0"}, 1)

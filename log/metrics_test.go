@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/streamhouse/streamhouse/internal/metricstest"
 )
 
 // openWithMetrics opens e's Manager with its metrics in reg.
@@ -30,41 +32,12 @@ func openWithMetrics(e *testEnv, reg prometheus.Registerer, perPartition bool) *
 	return m
 }
 
-// family gathers reg and returns the samples of the family name, keyed by
-// their labels as "name=value" pairs joined with "," (sorted by name, as
-// the registry sorts them).
-func family(t *testing.T, reg prometheus.Gatherer, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var pairs []string
-			for _, l := range m.GetLabel() {
-				pairs = append(pairs, l.GetName()+"="+l.GetValue())
-			}
-			v := m.GetGauge().GetValue()
-			if m.Counter != nil {
-				v = m.GetCounter().GetValue()
-			}
-			out[strings.Join(pairs, ",")] = v
-		}
-	}
-	return out
-}
-
 // wantSample fails t unless the family's sample with labels has value want.
 func wantSample(t *testing.T, reg prometheus.Gatherer, name, labels string, want float64) {
 	t.Helper()
-	got, ok := family(t, reg, name)[labels]
+	got, ok := metricstest.Family(t, reg, name)[labels]
 	if !ok {
-		t.Fatalf("%s{%s}: no such series (have %v)", name, labels, family(t, reg, name))
+		t.Fatalf("%s{%s}: no such series (have %v)", name, labels, metricstest.Family(t, reg, name))
 	}
 	if got != want {
 		t.Fatalf("%s{%s} = %v, want %v", name, labels, got, want)
@@ -244,7 +217,7 @@ func TestTopicMetricsPerPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got := family(t, reg, "streamhouse_log_appended_records_total")
+	got := metricstest.Family(t, reg, "streamhouse_log_appended_records_total")
 	want := map[string]float64{"partition=0,topic=a": batches * per, "partition=1,topic=a": batches * per}
 	if len(got) != len(want) || got["partition=0,topic=a"] != want["partition=0,topic=a"] ||
 		got["partition=1,topic=a"] != want["partition=1,topic=a"] {
@@ -259,7 +232,7 @@ func TestTopicMetricsPerPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	for k := range family(t, reg, "streamhouse_log_end_offset") {
+	for k := range metricstest.Family(t, reg, "streamhouse_log_end_offset") {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
