@@ -47,7 +47,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -158,27 +157,10 @@ func (s *Server) runProduce(ctx context.Context, r *request, jobs []produceJob, 
 	return failed
 }
 
-// waitDurable waits for the fsyncs of a request's appends (concurrently,
-// so that partitions' fsyncs overlap) and turns a failed one into that
-// partition's error.
+// waitDurable waits for the fsyncs of a request's appends and turns a
+// failed one into that partition's error.
 func (s *Server) waitDurable(jobs []produceJob, waits []func() error, version int16) {
-	wait := func(i int) {
-		if waits[i] == nil {
-			return
-		}
-		if err := waits[i](); err != nil {
-			s.setProduceError(jobs[i].out, err, version)
-		}
-	}
-	if len(waits) == 1 {
-		wait(0)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range waits {
-		wg.Go(func() { wait(i) })
-	}
-	wg.Wait()
+	s.cfg.Log.AwaitDurable(waits, func(i int, err error) { s.setProduceError(jobs[i].out, err, version) })
 }
 
 func (s *Server) setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error, version int16) {

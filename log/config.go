@@ -42,6 +42,10 @@ type Config struct {
 	// FlushInterval is how often appends that did not ask for fsync
 	// (acks=1) are synced in the background.
 	FlushInterval time.Duration
+	// SyncScope is what a group-commit sync covers: one syncfs for every
+	// partition (SyncFilesystem, the default on Linux) or one fsync per
+	// partition file (SyncFile).
+	SyncScope SyncScope
 	// RetentionInterval is how often retention and age-based rolls run.
 	RetentionInterval time.Duration
 	// Now is the clock; nil means time.Now.

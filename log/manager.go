@@ -25,6 +25,9 @@ type Manager struct {
 	cache   *segmentCache
 	lock    *dirLock
 	now     func() time.Time
+	// fss is the filesystem-wide group commit, nil with SyncFile or where
+	// syncfs is missing (fssync.go).
+	fss *fsSyncer
 
 	// reads lends buffers to local segment reads (bufpool.go).
 	reads readPool
@@ -76,14 +79,23 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		topics: make(map[string]*topicState), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	m.cache = newSegmentCache(cfg.CacheBytes, m.metrics)
+	if cfg.SyncScope == SyncFilesystem {
+		observe := func(d time.Duration) { m.metrics.fsyncSeconds.Observe(d.Seconds()) }
+		if m.fss, err = newFSSyncer(cfg.Dir, observe); err != nil {
+			lock.release()
+			return nil, err
+		}
+	}
 	topics, err := cfg.Meta.ListTopics(ctx)
 	if err != nil {
+		m.fss.close()
 		lock.release()
 		return nil, fmt.Errorf("log: list topics: %w", err)
 	}
 	for _, t := range topics {
 		if err := m.openTopic(ctx, t); err != nil {
 			m.closePartitions()
+			m.fss.close()
 			lock.release()
 			return nil, err
 		}
@@ -116,6 +128,9 @@ func applyDefaults(cfg *Config) {
 	}
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = DefaultRetentionInterval
+	}
+	if cfg.SyncScope == "" {
+		cfg.SyncScope = SyncFilesystem
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -332,6 +347,9 @@ func (m *Manager) Close() error {
 	close(m.stop)
 	m.wg.Wait()
 	err := m.closePartitions()
+	if ferr := m.fss.close(); err == nil {
+		err = ferr
+	}
 	if lerr := m.lock.release(); err == nil {
 		err = lerr
 	}

@@ -29,6 +29,8 @@ type testEnv struct {
 	m       *Manager
 	// cacheBytes is Config.CacheBytes (0: the default).
 	cacheBytes int64
+	// syncScope is Config.SyncScope ("": the default).
+	syncScope SyncScope
 }
 
 // syncBuffer collects log output from concurrent goroutines.
@@ -78,6 +80,7 @@ func (e *testEnv) open() *Manager {
 		Dir: filepath.Join(e.dir, "segments"), Objects: e.objects, Meta: e.meta,
 		Logger:        slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FlushInterval: time.Hour, RetentionInterval: time.Hour, Now: e.now, CacheBytes: e.cacheBytes,
+		SyncScope: e.syncScope,
 	})
 	if err != nil {
 		e.t.Fatal(err)

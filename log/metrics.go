@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		appendErrors: c("append_errors_total", "Append calls that failed."),
 		fsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "streamhouse", Subsystem: "log", Name: "fsync_duration_seconds",
-			Help:    "Duration of segment fsyncs (one fsync may serve many appends).",
+			Help:    "Duration of group-commit syncs: a syncfs for every partition, or one segment fsync (one sync may serve many appends).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 		rolls:        c("segment_rolls_total", "Active segments sealed."),

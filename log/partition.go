@@ -32,6 +32,8 @@ type Partition struct {
 	closed   bool
 	wake     chan struct{} // closed and replaced by every append
 	written  int64         // bytes written since open, across segments
+	// lastTicket is the fsSyncer ticket of the latest write (fssync.go).
+	lastTicket uint64
 	// remoteBytes is the object size of the segments in the object store
 	// (segs with remote set), for streamhouse_log_object_store_bytes.
 	remoteBytes int64
@@ -43,6 +45,11 @@ type Partition struct {
 	syncCond *sync.Cond
 	synced   int64 // prefix of written known to be on stable storage
 	syncing  bool
+
+	// fss, when set, makes the group commit one syncfs shared with every
+	// partition on the same filesystem instead of an fsync of this
+	// partition's file (Config.SyncScope). Set at open, then read-only.
+	fss *fsSyncer
 
 	// fileMu guards segment.file: readers and the syncer hold it shared
 	// while using a file; closing a file takes it exclusively.
@@ -211,6 +218,9 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 		_ = act.file.Truncate(act.size)
 		return AppendResult{}, 0, p.writeErr
 	}
+	if p.fss != nil {
+		p.lastTicket = p.fss.wrote()
+	}
 	pos := act.size
 	for i, h := range v.headers {
 		act.index.add(h, act.base, pos)
@@ -332,8 +342,9 @@ func (p *Partition) syncTo(target int64) error {
 	return nil
 }
 
-// syncActive fsyncs the active segment; everything written before it was
-// taken is then durable (earlier segments were fsynced when sealed).
+// syncActive fsyncs the active segment, or syncs the filesystem when fss
+// is set; everything written before it was taken is then durable (earlier
+// segments were fsynced when sealed).
 func (p *Partition) syncActive() error {
 	p.mu.Lock()
 	if p.writeErr != nil {
@@ -342,21 +353,28 @@ func (p *Partition) syncActive() error {
 		return err
 	}
 	act := p.segs[len(p.segs)-1]
-	mark := p.written
+	mark, ticket := p.written, p.lastTicket
 	p.mu.Unlock()
 
-	start := time.Now()
-	p.fileMu.RLock()
 	var err error
-	if act.file != nil {
-		err = act.file.Sync()
+	if p.fss != nil {
+		err = p.fss.syncTo(ticket)
+	} else {
+		start := time.Now()
+		p.fileMu.RLock()
+		if act.file != nil {
+			err = act.file.Sync()
+		}
+		p.fileMu.RUnlock()
+		p.m.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			err = fmt.Errorf("log: fsync segment %s: %w", act.path, err)
+		}
 	}
-	p.fileMu.RUnlock()
-	p.m.metrics.fsyncSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.mu.Lock()
 		if p.writeErr == nil {
-			p.writeErr = fmt.Errorf("log: fsync segment %s: %w", act.path, err)
+			p.writeErr = err
 		}
 		err = p.writeErr
 		p.mu.Unlock()

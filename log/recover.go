@@ -31,6 +31,15 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log: create partition dir %s: %w", p.dir, err)
 	}
+	if m.fss != nil {
+		same, err := m.fss.covers(p.dir)
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			p.fss = m.fss
+		}
+	}
 	part, err := m.cfg.Meta.GetPartition(ctx, t.ID, index)
 	if err != nil {
 		return nil, fmt.Errorf("log: open %s-%d: %w", t.Name, index, err)

@@ -80,6 +80,8 @@ type Config struct {
 	SegmentAge   time.Duration
 	// FlushInterval is how often acks=1 appends are synced in the background.
 	FlushInterval time.Duration
+	// FsyncScope is what one group-commit sync covers (log.SyncScope).
+	FsyncScope log.SyncScope
 	// SlowRequestThreshold logs Kafka requests and gRPC calls slower than this (long-poll
 	// and rebalance waits excluded) at Warn; 0 disables the log.
 	SlowRequestThreshold time.Duration
@@ -233,6 +235,9 @@ func settings() []setting {
 		{flag: "segment-ms", env: "STREAMHOUSE_SEGMENT_MS", usage: "roll the active segment at this age (milliseconds, or a duration like 10m)",
 			defText: "600000 (10m)", def: constant(strconv.FormatInt(log.DefaultSegmentAge.Milliseconds(), 10)),
 			set: func(c *Config, v string) (err error) { c.SegmentAge, err = parseMillis(v); return }},
+		{flag: "fsync-scope", env: "STREAMHOUSE_FSYNC_SCOPE", usage: "what one group-commit sync covers: filesystem (one syncfs of the segments directory's filesystem serves every partition; Linux, falls back to file elsewhere) or file (one fsync per partition)",
+			defText: "filesystem", def: constant(string(log.SyncFilesystem)),
+			set: func(c *Config, v string) (err error) { c.FsyncScope, err = log.ParseSyncScope(v); return }},
 		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
 			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
 			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},

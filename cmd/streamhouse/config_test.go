@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamhouse/streamhouse/log"
 )
 
 // env returns a getenv over a fixed map.
@@ -43,6 +45,7 @@ func defaultConfig() Config {
 		SegmentBytes:          64 << 20,
 		SegmentAge:            10 * time.Minute,
 		FlushInterval:         time.Second,
+		FsyncScope:            log.SyncFilesystem,
 
 		SlowRequestThreshold:          time.Second,
 		GroupInitialRebalanceDelay:    3 * time.Second,
@@ -99,6 +102,12 @@ func loadConfigCases() []loadConfigCase {
 			args: []string{"--cache-size", "512MB", "--http-addr=:9000", "--segment-ms=2m"},
 			env:  map[string]string{"STREAMHOUSE_CACHE_SIZE": "1GiB", "STREAMHOUSE_HTTP_ADDR": ":7000", "STREAMHOUSE_SEGMENT_MS": "5"},
 			want: func(c *Config) { c.CacheBytes, c.HTTPAddr, c.SegmentAge = 512e6, ":9000", 2*time.Minute },
+		},
+		{
+			name: "fsync scope by flag and env",
+			args: []string{"--fsync-scope=file"},
+			env:  map[string]string{"STREAMHOUSE_FSYNC_SCOPE": "filesystem"},
+			want: func(c *Config) { c.FsyncScope = log.SyncFile },
 		},
 		{
 			name: "kafka observability and group settings from env",
@@ -208,6 +217,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "segment ms words", args: []string{"--segment-ms=soon"}, wantName: "--segment-ms"},
 		{name: "flush interval", env: map[string]string{"STREAMHOUSE_FLUSH_INTERVAL": "1"}, wantName: "STREAMHOUSE_FLUSH_INTERVAL"},
 		{name: "flush interval zero", args: []string{"--flush-interval=0s"}, wantName: "--flush-interval"},
+		{name: "fsync scope", args: []string{"--fsync-scope=disk"}, wantName: "--fsync-scope", wantText: []string{`invalid --fsync-scope "disk"`}},
 		{name: "log level", env: map[string]string{"STREAMHOUSE_LOG_LEVEL": "loud"}, wantName: "STREAMHOUSE_LOG_LEVEL"},
 		{name: "log format", args: []string{"--log-format=xml"}, wantName: "--log-format"},
 		{name: "http addr", env: map[string]string{"STREAMHOUSE_HTTP_ADDR": "8080"}, wantName: "STREAMHOUSE_HTTP_ADDR"},

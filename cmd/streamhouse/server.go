@@ -149,6 +149,7 @@ func (b *broker) start(ctx context.Context) error {
 		SegmentBytes:  cfg.SegmentBytes,
 		SegmentAge:    cfg.SegmentAge,
 		FlushInterval: cfg.FlushInterval,
+		SyncScope:     cfg.FsyncScope,
 
 		PerPartitionMetrics: cfg.MetricsPerPartition,
 	})

@@ -1,0 +1,156 @@
+package log
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyncScope chooses what one group-commit sync covers.
+type SyncScope string
+
+const (
+	// SyncFilesystem (the default where syncfs(2) exists, Linux) makes one
+	// syncfs of the segment directory's filesystem serve the acks=all
+	// appends of every partition at once: a produce request that wrote 8
+	// partitions pays for one sync instead of 8 fsyncs. It also flushes
+	// whatever else is dirty on that filesystem, so it suits a data
+	// directory on its own volume.
+	SyncFilesystem SyncScope = "filesystem"
+	// SyncFile fsyncs each partition's active segment on its own.
+	SyncFile SyncScope = "file"
+)
+
+// ParseSyncScope checks an operator-given scope.
+func ParseSyncScope(s string) (SyncScope, error) {
+	switch SyncScope(s) {
+	case SyncFilesystem, SyncFile:
+		return SyncScope(s), nil
+	}
+	return "", fmt.Errorf("sync scope %q: want %q or %q", s, SyncFilesystem, SyncFile)
+}
+
+// fsSyncer is the broker-wide group commit of SyncFilesystem.
+//
+// Every write to an active segment takes a ticket from writes AFTER its
+// pwrite returned, so when writes reads n, every write with a ticket up to
+// n has reached the page cache. A sync reads writes, runs syncfs, and then
+// every ticket up to what it read is durable. One sync runs at a time;
+// callers that arrive meanwhile wait for it and, if it does not cover
+// them, one of them starts the next: appends to many partitions share one
+// syncfs.
+type fsSyncer struct {
+	dir     *os.File     // on the filesystem synced; syncfs reports writeback errors since it was opened
+	sync    func() error // syncfs of dir; tests replace it
+	dev     uint64       // that filesystem's device: partitions elsewhere fsync their own files
+	observe func(time.Duration)
+	writes  atomic.Uint64 // tickets handed out
+
+	// mu guards running, covered and err; cond waits on it.
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool
+	covered uint64 // every ticket up to covered is durable
+	// err is sticky: syncfs does not say which file failed to write back,
+	// so after a failure no partition on the filesystem is durable again
+	// until the broker restarts and recovers.
+	err error
+}
+
+// newFSSyncer opens dir for syncfs, or returns nil where the platform has
+// no syncfs that reports errors (every partition then fsyncs its own file).
+func newFSSyncer(dir string, observe func(time.Duration)) (*fsSyncer, error) {
+	if !haveSyncfs || !syncfsReportsErrors() {
+		return nil, nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("log: open %s for syncfs: %w", dir, err)
+	}
+	dev, err := deviceOf(dir)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &fsSyncer{dir: f, dev: dev, observe: observe}
+	s.sync = func() error { return syncfs(f) }
+	s.cond = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+// wrote hands out the ticket of a write that has just returned.
+func (s *fsSyncer) wrote() uint64 { return s.writes.Add(1) }
+
+// syncTo returns once the write with this ticket, and every earlier one,
+// is durable.
+func (s *fsSyncer) syncTo(ticket uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.covered < ticket {
+		if s.err != nil {
+			return s.err
+		}
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		s.running = true
+		upTo := s.writes.Load()
+		s.mu.Unlock()
+		start := time.Now()
+		err := s.sync()
+		s.observe(time.Since(start))
+		s.mu.Lock()
+		s.running = false
+		s.cond.Broadcast()
+		if err != nil {
+			s.err = fmt.Errorf("log: syncfs %s: %w", s.dir.Name(), err)
+			return s.err
+		}
+		s.covered = max(s.covered, upTo)
+	}
+	return nil
+}
+
+// covers reports whether a partition directory is on the synced
+// filesystem.
+func (s *fsSyncer) covers(dir string) (bool, error) {
+	dev, err := deviceOf(dir)
+	return err == nil && dev == s.dev, err
+}
+
+func (s *fsSyncer) close() error {
+	if s == nil {
+		return nil
+	}
+	return s.dir.Close()
+}
+
+// AwaitDurable runs the AppendResult.Durable waits of one request's
+// appends (nil entries are skipped) and reports each failure through
+// fail. With SyncFilesystem the first wait's syncfs covers the others, so
+// they run one after another on the caller's goroutine; with per-file
+// fsyncs they run at once, so that the partitions' fsyncs overlap.
+func (m *Manager) AwaitDurable(waits []func() error, fail func(i int, err error)) {
+	wait := func(i int) {
+		if waits[i] == nil {
+			return
+		}
+		if err := waits[i](); err != nil {
+			fail(i, err)
+		}
+	}
+	if m.fss != nil || len(waits) == 1 {
+		for i := range waits {
+			wait(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range waits {
+		wg.Go(func() { wait(i) })
+	}
+	wg.Wait()
+}
