@@ -307,9 +307,9 @@ func (s *Server) serveConn(nc net.Conn) *conn {
 	}
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.mu.Unlock()
+		s.metrics.rejected.Inc() // before the close a client (or test) sees
 		nc.Close()
 		close(c.done)
-		s.metrics.rejected.Inc()
 		if now := time.Now().UnixNano(); now-s.rejectLogged.Load() > int64(time.Second) {
 			s.rejectLogged.Store(now)
 			s.logger.Warn("connection refused: too many connections", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
