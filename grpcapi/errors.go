@@ -62,6 +62,8 @@ func (s *Server) toStatus(method, topic string, err error) error {
 		return topicNotFound(topic)
 	case errors.Is(err, log.ErrTopicExists), errors.Is(err, meta.ErrTopicExists):
 		return status.Errorf(codes.AlreadyExists, "Topic already exists: %s", topic)
+	case errors.Is(err, log.ErrInternalTopic):
+		return invalidf("Topic %s is internal: it can be read but not written to or deleted", topic)
 	case errors.Is(err, log.ErrInvalidTopic):
 		return invalidf("Invalid topic name: %s", detail(err, log.ErrInvalidTopic))
 	case errors.Is(err, log.ErrInvalidConfig):

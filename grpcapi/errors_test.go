@@ -1,6 +1,7 @@
 package grpcapi_test
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/streamhouse/streamhouse/grpcapi/grpcapitest"
+	"github.com/streamhouse/streamhouse/log"
 	pb "github.com/streamhouse/streamhouse/proto"
 )
 
@@ -17,6 +19,11 @@ import (
 func TestErrors(t *testing.T) {
 	e := grpcapitest.Start(t, grpcapitest.Options{})
 	createTopic(t, e, "t", 2, map[string]string{"max.message.bytes": "1000"})
+	// The Kafka front creates __consumer_offsets on a group's first
+	// FindCoordinator; it is closed to writers on this front too.
+	if _, err := e.Log.CreateTopic(context.Background(), log.OffsetsTopic, 1, nil); err != nil {
+		t.Fatal(err)
+	}
 	c := e.Client
 	big := randomBytes(2000) // incompressible: over max.message.bytes even as LZ4
 	u64 := func(v uint64) *uint64 { return &v }
@@ -75,6 +82,18 @@ func TestErrors(t *testing.T) {
 			_, err := c.CreateTopic(ctx(t), &pb.CreateTopicRequest{Name: "t", PartitionCount: 1})
 			return err
 		}, codes.AlreadyExists, []string{"Topic already exists: t"}},
+		{"produce: internal topic", func() error {
+			_, err := c.Produce(ctx(t), &pb.ProduceRequest{Topic: log.OffsetsTopic, Value: []byte("v")})
+			return err
+		}, codes.InvalidArgument, []string{"__consumer_offsets is internal"}},
+		{"produce batch: internal topic", func() error {
+			_, err := c.ProduceBatch(ctx(t), &pb.ProduceBatchRequest{Topic: log.OffsetsTopic, Records: []*pb.Record{{Value: []byte("v")}}})
+			return err
+		}, codes.InvalidArgument, []string{"__consumer_offsets is internal"}},
+		{"delete: internal topic", func() error {
+			_, err := c.DeleteTopic(ctx(t), &pb.DeleteTopicRequest{Name: log.OffsetsTopic})
+			return err
+		}, codes.InvalidArgument, []string{"__consumer_offsets is internal"}},
 		{"get: missing", func() error {
 			_, err := c.GetTopic(ctx(t), &pb.GetTopicRequest{Name: "nope"})
 			return err
@@ -179,13 +198,18 @@ func TestErrors(t *testing.T) {
 		})
 	}
 
-	// Bad input changed nothing: one topic, empty logs, no offsets.
+	// Bad input changed nothing: the two topics, empty logs, no offsets.
 	list, err := c.ListTopics(ctx(t), &pb.ListTopicsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.GetTopics()) != 1 || list.GetTopics()[0].GetName() != "t" {
+	if tp := list.GetTopics(); len(tp) != 2 || tp[0].GetName() != log.OffsetsTopic || tp[1].GetName() != "t" {
 		t.Errorf("topics after failed calls: %v", list.GetTopics())
+	}
+	if p, err := e.Log.Partition(log.OffsetsTopic, 0); err != nil {
+		t.Fatal(err)
+	} else if start, hwm := p.Offsets(); start != 0 || hwm != 0 {
+		t.Errorf("%s offsets after refused produces: [%d, %d)", log.OffsetsTopic, start, hwm)
 	}
 	for i := int32(0); i < 2; i++ {
 		p, err := e.Log.Partition("t", i)

@@ -90,7 +90,7 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 				topicErr = kerr.UnknownTopicID.Code
 			}
 		}
-		if topicErr == 0 && isInternalTopic(name) {
+		if topicErr == 0 && log.IsInternalTopic(name) {
 			topicErr = kerr.InvalidTopicException.Code
 		}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))

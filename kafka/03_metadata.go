@@ -113,7 +113,7 @@ func (s *Server) metadataTopic(t meta.Topic, req *kmsg.MetadataRequest) kmsg.Met
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = topicIDBytes(t.ID)
-	mt.IsInternal = isInternalTopic(name)
+	mt.IsInternal = log.IsInternalTopic(name)
 	if req.IncludeTopicAuthorizedOperations {
 		mt.AuthorizedOperations = topicOperations
 	}

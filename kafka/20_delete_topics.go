@@ -64,9 +64,7 @@ func (s *Server) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 	default:
 		return kerr.InvalidRequest.Code, fmt.Errorf("neither a topic name nor a topic ID")
 	}
-	if isInternalTopic(name) {
-		return kerr.InvalidTopicException.Code, fmt.Errorf("%w %s cannot be deleted", errInternalTopic, name)
-	}
+	// The log refuses internal topics (log.ErrInternalTopic): INVALID_TOPIC_EXCEPTION.
 	if err := s.cfg.Log.DeleteTopic(ctx, name); err != nil {
 		return errorCode(err), err
 	}

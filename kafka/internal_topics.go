@@ -10,7 +10,8 @@ package kafka
 // one-partition topic, created like Kafka's on the first group
 // FindCoordinator, listed as internal, readable (nothing to read), and
 // closed to writers: Produce answers INVALID_TOPIC_EXCEPTION, as Kafka does
-// to clients writing to an internal topic, and so does DeleteTopics.
+// to clients writing to an internal topic, and so does DeleteTopics. The
+// log enforces this, so gRPC clients cannot write or delete it either.
 
 import (
 	"context"
@@ -20,14 +21,10 @@ import (
 	"github.com/streamhouse/streamhouse/log"
 )
 
-// offsetsTopic is the name of Kafka's internal offsets topic.
-const offsetsTopic = "__consumer_offsets"
-
-// errInternalTopic refuses writes to and deletion of an internal topic.
-var errInternalTopic = errors.New("kafka: internal topic")
-
-// isInternalTopic reports whether name is an internal topic.
-func isInternalTopic(name string) bool { return name == offsetsTopic }
+// offsetsTopic is the name of Kafka's internal offsets topic. The log
+// refuses appends to it and its deletion, on both fronts
+// (log.IsInternalTopic).
+const offsetsTopic = log.OffsetsTopic
 
 // internalTopics remembers whether __consumer_offsets is known to exist,
 // so FindCoordinator checks the log only until it does.

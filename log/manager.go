@@ -267,10 +267,14 @@ func (m *Manager) SetTopicConfigs(ctx context.Context, name string, configs map[
 }
 
 // DeleteTopic removes the topic from meta, closes its partitions, removes
-// its local files and deletes its objects in the background.
+// its local files and deletes its objects in the background. An internal
+// topic is refused with ErrInternalTopic.
 func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
 	if err := m.checkOpen(); err != nil {
 		return err
+	}
+	if IsInternalTopic(name) {
+		return internalTopicError("delete", name)
 	}
 	t, segs, err := m.cfg.Meta.DeleteTopic(ctx, name)
 	if errors.Is(err, meta.ErrTopicNotFound) {

@@ -114,6 +114,10 @@ func (p *Partition) Offsets() (logStart, highWatermark int64) {
 // be fsynced. data must not be used by the caller afterwards. A bad batch
 // rejects the whole append and changes nothing.
 func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
+	if IsInternalTopic(p.topic) {
+		p.m.metrics.appendErrors.Inc()
+		return AppendResult{}, internalTopicError("append to", p.topic)
+	}
 	if err := p.loadProducers(ctx); err != nil {
 		p.m.metrics.appendErrors.Inc()
 		return AppendResult{}, err
