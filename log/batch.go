@@ -279,11 +279,13 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 
 // nextRecord splits the first length-prefixed record off region.
 func nextRecord(region []byte) (body, rest []byte, err error) {
-	l, n := kbin.Varint(region)
-	if n <= 0 {
-		return nil, nil, corruptf("bad record length varint")
+	l, i, ok := short2(region, 0)
+	if !ok {
+		if l, i, ok = varintAt(region, 0); !ok {
+			return nil, nil, corruptf("bad record length varint")
+		}
 	}
-	region = region[n:]
+	region = region[i:]
 	if l < minRecordLen || int(l) > len(region) {
 		return nil, nil, corruptf("record length %d with %d bytes left", l, len(region))
 	}
@@ -297,16 +299,20 @@ var (
 
 // walkRecordBody checks one record body (after its length) field by field
 // without allocating, and returns its timestamp and offset deltas. It runs
-// for every produced record, so it walks b by index with a fast path for
-// one-byte varints (most lengths and deltas of small records) instead of
-// going through a kbin.Reader.
+// for every produced record, so it walks b by index, and each varint
+// tries short2 (inlined: the one- and two-byte varints of small records)
+// before the general varintAt.
 func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
-	i, ok := 1, true // attributes: unused int8
-	if tsDelta, i, ok = varlongAt(b, i); !ok {
+	v, i, ok := short2(b, 1) // after attributes: unused int8
+	if ok {
+		tsDelta = int64(v)
+	} else if tsDelta, i, ok = varlongAt(b, 1); !ok {
 		return 0, 0, errShortRecord
 	}
-	if offDelta, i, ok = varintAt(b, i); !ok {
-		return 0, 0, errShortRecord
+	if offDelta, i, ok = short2(b, i); !ok {
+		if offDelta, i, ok = varintAt(b, i); !ok {
+			return 0, 0, errShortRecord
+		}
 	}
 	if i, ok = skipVarintBytes(b, i, -1); !ok { // key
 		return 0, 0, errShortRecord
@@ -314,9 +320,11 @@ func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
 	if i, ok = skipVarintBytes(b, i, -1); !ok { // value
 		return 0, 0, errShortRecord
 	}
-	nh, i, ok := varintAt(b, i)
+	nh, i, ok := short2(b, i)
 	if !ok {
-		return 0, 0, errShortRecord
+		if nh, i, ok = varintAt(b, i); !ok {
+			return 0, 0, errShortRecord
+		}
 	}
 	if nh < 0 || int(nh) > len(b)-i {
 		return 0, 0, fmt.Errorf("header count %d", nh)
@@ -335,17 +343,27 @@ func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
 	return tsDelta, offDelta, nil
 }
 
+// short2 decodes a zig-zag varint of one or two bytes at b[i:], with the
+// index after it. ok is false for a longer varint or one that ends b, which
+// the caller hands to varintAt (that also tells short from overlong). It
+// calls nothing, so it inlines into the walk.
+func short2(b []byte, i int) (int32, int, bool) {
+	if i >= 0 && i+1 < len(b) {
+		x := uint32(b[i])
+		if x < 0x80 {
+			return int32(x>>1) ^ -int32(x&1), i + 1, true
+		}
+		if c := uint32(b[i+1]); c < 0x80 {
+			x = x&0x7f | c<<7
+			return int32(x>>1) ^ -int32(x&1), i + 2, true
+		}
+	}
+	return 0, i, false
+}
+
 // varintAt decodes the zig-zag varint (32-bit) at b[i:] and returns it with
 // the index after it; ok is false when it is short or overlong.
 func varintAt(b []byte, i int) (int32, int, bool) {
-	if i < len(b) {
-		if x := uint32(b[i]); x < 0x80 {
-			return int32((x >> 1) ^ -(x & 1)), i + 1, true
-		} else if i+1 < len(b) && b[i+1] < 0x80 {
-			x = x&0x7f | uint32(b[i+1])<<7
-			return int32((x >> 1) ^ -(x & 1)), i + 2, true
-		}
-	}
 	if i >= len(b) {
 		return 0, i, false
 	}
@@ -355,10 +373,6 @@ func varintAt(b []byte, i int) (int32, int, bool) {
 
 // varlongAt is varintAt for 64-bit varlongs.
 func varlongAt(b []byte, i int) (int64, int, bool) {
-	if i < len(b) && b[i] < 0x80 {
-		x := uint64(b[i])
-		return int64((x >> 1) ^ -(x & 1)), i + 1, true
-	}
 	if i >= len(b) {
 		return 0, i, false
 	}
@@ -370,7 +384,11 @@ func varlongAt(b []byte, i int) (int64, int, bool) {
 // whose length may not be below minLen (-1 allows null). Kafka allows no
 // negative length but -1 (kbin's VarintBytes would take any as null).
 func skipVarintBytes(b []byte, i int, minLen int32) (int, bool) {
-	l, i, ok := varintAt(b, i)
+	l, j, ok := short2(b, i)
+	if !ok {
+		l, j, ok = varintAt(b, i)
+	}
+	i = j
 	switch {
 	case !ok || l < minLen:
 		return i, false
