@@ -344,19 +344,20 @@ func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
 }
 
 // short2 decodes a zig-zag varint of one or two bytes at b[i:], with the
-// index after it. ok is false for a longer varint or one that ends b, which
-// the caller hands to varintAt (that also tells short from overlong). It
-// calls nothing, so it inlines into the walk.
+// index after it. ok is false for a longer or short varint, which the
+// caller hands to varintAt (that tells short from overlong). It calls
+// nothing, so it inlines into the walk.
 func short2(b []byte, i int) (int32, int, bool) {
-	if i >= 0 && i+1 < len(b) {
+	if uint(i) < uint(len(b)) {
 		x := uint32(b[i])
-		if x < 0x80 {
-			return int32(x>>1) ^ -int32(x&1), i + 1, true
+		if x >= 0x80 {
+			if uint(i+1) >= uint(len(b)) || b[i+1] >= 0x80 {
+				return 0, i, false
+			}
+			x = x&0x7f | uint32(b[i+1])<<7
+			i++
 		}
-		if c := uint32(b[i+1]); c < 0x80 {
-			x = x&0x7f | c<<7
-			return int32(x>>1) ^ -int32(x&1), i + 2, true
-		}
+		return int32(x>>1) ^ -int32(x&1), i + 1, true
 	}
 	return 0, i, false
 }

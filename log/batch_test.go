@@ -327,6 +327,22 @@ func BenchmarkValidateBatch(b *testing.B) {
 			}
 		})
 	}
+	// The shape `streamhouse bench` produces: null keys, 100 B values,
+	// no headers, offsets and timestamps counting up.
+	b.Run("100B-value-only", func(b *testing.B) {
+		recs := make([]Record, 500)
+		for i := range recs {
+			recs[i] = Record{Offset: int64(i), Timestamp: formatTS + int64(i), Value: bytes.Repeat([]byte{'v'}, 100)}
+		}
+		batch := formatBatch(b, 0, recs, CodecNone)
+		b.SetBytes(int64(len(batch)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ValidateBatch(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("1024B-lz4", func(b *testing.B) {
 		batch := formatBatch(b, 0, formatRecords(100, 1024), CodecLZ4)
 		b.SetBytes(int64(len(batch)))
