@@ -270,13 +270,26 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse, regions []p
 // and nothing keeps them, while other requests' bodies may keep slices of
 // their frame (kmsg does not copy bytes fields). Buffers are not zeroed:
 // a frame is always read whole before it is used.
+//
+// It is a plain free list, not a sync.Pool: a sync.Pool keeps a returned
+// buffer in the returning P's private slot, where a reader goroutine that
+// wakes on the other P does not find it, and empties itself at every
+// garbage collection; either way the next frame was a fresh megabyte,
+// zeroed and page-faulted in. The list keeps at most framePoolPerClass
+// buffers of a size class and framePoolMaxBytes in all.
 type framePool struct {
-	classes [maxFrameShift - minFrameShift + 1]sync.Pool
+	// mu guards free and bytes.
+	mu    sync.Mutex
+	free  [maxFrameShift - minFrameShift + 1][][]byte
+	bytes int
 }
 
 const (
 	minFrameShift = 14 // 16 KiB: smaller frames are cheap to allocate
 	maxFrameShift = 24 // 16 MiB: larger ones are allocated
+
+	framePoolPerClass = 4
+	framePoolMaxBytes = 8 << 20
 )
 
 // frameClass returns the size class of an n-byte frame, or -1 for none.
@@ -293,16 +306,30 @@ func (fp *framePool) get(n int) []byte {
 	if c < 0 {
 		return make([]byte, n)
 	}
-	if b, ok := fp.classes[c].Get().(*[]byte); ok {
-		return (*b)[:n]
+	fp.mu.Lock()
+	if k := len(fp.free[c]); k > 0 {
+		b := fp.free[c][k-1]
+		fp.free[c][k-1] = nil
+		fp.free[c] = fp.free[c][:k-1]
+		fp.bytes -= cap(b)
+		fp.mu.Unlock()
+		return b[:n]
 	}
+	fp.mu.Unlock()
 	return make([]byte, n, 1<<(c+minFrameShift))
 }
 
 // put returns a frame that get handed out; it must not be used afterwards.
+// A buffer the list has no room for is left to the garbage collector.
 func (fp *framePool) put(b []byte) {
-	if c := frameClass(cap(b)); c >= 0 && cap(b) == 1<<(c+minFrameShift) {
-		b = b[:cap(b)]
-		fp.classes[c].Put(&b)
+	c := frameClass(cap(b))
+	if c < 0 || cap(b) != 1<<(c+minFrameShift) {
+		return
 	}
+	fp.mu.Lock()
+	if len(fp.free[c]) < framePoolPerClass && fp.bytes+cap(b) <= framePoolMaxBytes {
+		fp.free[c] = append(fp.free[c], b[:cap(b)])
+		fp.bytes += cap(b)
+	}
+	fp.mu.Unlock()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -201,5 +202,28 @@ func TestFramePool(t *testing.T) {
 	fp.put(make([]byte, 50_000)) // not from the pool: ignored
 	if b := fp.get(100); len(b) != 100 {
 		t.Fatalf("small get: len %d", len(b))
+	}
+	// The returned buffer comes back, whatever P asks, and after a
+	// garbage collection too (a sync.Pool lost it in both cases).
+	runtime.GC()
+	if again := fp.get(50_000); &again[0] != &b[0] {
+		t.Fatal("get after put allocated a new buffer")
+	}
+
+	// Bounded: framePoolPerClass per class and framePoolMaxBytes in all.
+	var big framePool
+	const mib = 1 << 20
+	for range framePoolPerClass + 2 {
+		big.put(make([]byte, mib, mib))
+	}
+	if n := len(big.free[frameClass(mib)]); n != framePoolPerClass {
+		t.Fatalf("%d free 1 MiB buffers kept, want %d", n, framePoolPerClass)
+	}
+	for range framePoolPerClass {
+		big.put(make([]byte, 4*mib, 4*mib))
+	}
+	// 4 x 1 MiB are kept; one 4 MiB buffer fills the 8 MiB, the rest go.
+	if n := len(big.free[frameClass(4*mib)]); n != 1 || big.bytes != framePoolMaxBytes {
+		t.Fatalf("pool keeps %d 4 MiB buffers and %d bytes; want 1 and %d", n, big.bytes, framePoolMaxBytes)
 	}
 }
