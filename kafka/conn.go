@@ -25,7 +25,10 @@ import (
 // order; reading the next request overlaps writing the previous response
 // and, for an acks=all produce, waiting for its fsync (the writer does
 // that wait before it encodes the response, see request.durable). The
-// queue holds at most maxInFlight responses.
+// queue holds at most maxInFlight responses, and at most FetchMaxBytes of
+// response bytes in memory (file regions aside) beyond the first one: a
+// client that pipelines fetches without reading the answers holds about
+// two responses' worth, not maxInFlight of them.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -38,6 +41,16 @@ type conn struct {
 
 	closeOnce sync.Once
 	running   atomic.Int32 // goroutines still running; the last closes done
+
+	// memMu guards queuedMem and memClosed; memCond waits on it. The
+	// reader adds a response's memBytes before queueing it and waits
+	// while the queue already holds FetchMaxBytes; the writer subtracts
+	// once the response is written or dropped.
+	memMu     sync.Mutex
+	memCond   *sync.Cond
+	queuedMem int
+	memClosed bool
+	memWaits  atomic.Int64 // times the reader waited for room (tests)
 }
 
 // request is one decoded request.
@@ -76,8 +89,39 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if h, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.host = h
 	}
+	c.memCond = sync.NewCond(&c.memMu)
 	c.running.Store(2)
 	return c
+}
+
+// reserveMem waits until the queue has room for a response holding n
+// bytes in memory and counts them; false means the connection closed.
+// An empty queue always has room, so one response larger than the limit
+// still goes out.
+func (c *conn) reserveMem(n int) bool {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	waited := false
+	for c.queuedMem > 0 && c.queuedMem+n > int(c.s.cfg.FetchMaxBytes) && !c.memClosed {
+		if !waited {
+			c.memWaits.Add(1)
+			waited = true
+		}
+		c.memCond.Wait()
+	}
+	if c.memClosed {
+		return false
+	}
+	c.queuedMem += n
+	return true
+}
+
+// releaseMem uncounts a written or dropped response's memory bytes.
+func (c *conn) releaseMem(n int) {
+	c.memMu.Lock()
+	c.queuedMem -= n
+	c.memCond.Broadcast()
+	c.memMu.Unlock()
 }
 
 // exit is deferred by both goroutines.
@@ -89,11 +133,16 @@ func (c *conn) exit() {
 	}
 }
 
-// close cancels handlers and closes the socket, which ends both loops.
+// close cancels handlers and closes the socket, which ends both loops,
+// and wakes a reader waiting for queue room.
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		c.cancel()
 		c.nc.Close()
+		c.memMu.Lock()
+		c.memClosed = true
+		c.memCond.Broadcast()
+		c.memMu.Unlock()
 	})
 }
 
@@ -119,9 +168,15 @@ func (c *conn) readLoop() {
 		if resp == nil {
 			continue
 		}
+		resp.mem = resp.memBytes()
+		if !c.reserveMem(resp.mem) {
+			resp.done()
+			return
+		}
 		select {
 		case c.out <- resp:
 		case <-c.ctx.Done():
+			c.releaseMem(resp.mem)
 			resp.done()
 			return
 		}
@@ -142,8 +197,10 @@ func (c *conn) writeLoop() {
 	defer c.exit()
 	defer c.close()
 	for b := range c.out {
+		mem := b.mem
 		if c.ctx.Err() != nil {
 			b.done()
+			c.releaseMem(mem)
 			continue // drain until the reader closes out
 		}
 		if b.finish != nil {
@@ -152,6 +209,7 @@ func (c *conn) writeLoop() {
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err := b.writeTo(c.nc)
 		b.done()
+		c.releaseMem(mem)
 		if err != nil {
 			c.logClose("write", err)
 			c.close()

@@ -33,6 +33,7 @@ type outFrame struct {
 	bufs    net.Buffers
 	files   []filePiece // in frame order
 	n       int         // bytes in the frame
+	mem     int         // memBytes counted against the connection's queue (conn.reserveMem)
 	release func()
 	finish  func() *outFrame
 }
@@ -47,6 +48,16 @@ type filePiece struct {
 type partRegion struct {
 	out    *kmsg.FetchResponseTopicPartition
 	region *log.FileRegion
+}
+
+// memBytes is what the frame holds in memory until it is written: all of
+// it but the file regions, which sendfile reads from the page cache.
+func (f *outFrame) memBytes() int {
+	n := f.n
+	for _, fp := range f.files {
+		n -= fp.region.Len
+	}
+	return n
 }
 
 // done runs release once; the frame's pieces must not be used afterwards.

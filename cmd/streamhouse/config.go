@@ -206,7 +206,7 @@ func settings() []setting {
 		{flag: "queued-max-request-bytes", env: "STREAMHOUSE_QUEUED_MAX_REQUEST_BYTES", usage: "Kafka request bytes held in memory across connections; past it connections wait before reading more (queued.max.request.bytes; at least --max-request-bytes)",
 			defText: "256MiB", def: constant("256MiB"),
 			set: func(c *Config, v string) (err error) { c.QueuedMaxRequestBytes, err = parsePositiveSize(v); return }},
-		{flag: "fetch-max-bytes", env: "STREAMHOUSE_FETCH_MAX_BYTES", usage: "most bytes one Kafka Fetch response returns, whatever the client asks (fetch.max.bytes; a larger first batch still comes back)",
+		{flag: "fetch-max-bytes", env: "STREAMHOUSE_FETCH_MAX_BYTES", usage: "most bytes one Kafka Fetch response returns, whatever the client asks (fetch.max.bytes; a larger first batch still comes back), and most response bytes a connection holds in memory beyond one response",
 			defText: "55MiB", def: constant("55MiB"),
 			set: func(c *Config, v string) (err error) {
 				if c.FetchMaxBytes, err = parsePositiveSize(v); err == nil && c.FetchMaxBytes > 1<<31-1 {
