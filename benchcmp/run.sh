@@ -9,6 +9,9 @@
 #
 # Usage: benchcmp/run.sh [workload...]   workload = RECORDSxSIZE, e.g. 1000000x100
 # Default workloads: 1000000x100 200000x1024 (8 partitions, acks=all, one producer).
+# REPS (default 3) runs each workload that many times against each broker; the
+# summary gives the median and the range, since one run's broker CPU moves by
+# 10-15% on a shared 2-core machine.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +24,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+reps=${REPS:-3}
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(1000000x100 200000x1024)
 
@@ -88,14 +92,14 @@ start_kfake() {
 
 stop_broker() { kill -TERM "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
 
-declare -A tput cpu
+declare -A tput cpu # "target,workload" -> one value per run, space-separated
 run_one() { # target workload
 	local target=$1 w=$2 n=${2%x*} s=${2#*x} out
 	out=$("$work/streamhouse" bench --brokers "$broker_addr" --records "$n" --size "$s" --partitions 8 \
 		--acks -1 --pid "$broker_pid" --timeout 10m)
 	echo "$out" | sed "s/^/  [$target $w] /"
-	tput[$target,$w]=$(echo "$out" | awk '/^produce:/ {print $2}')
-	cpu[$target,$w]=$(echo "$out" | awk -F'[()]' '/^broker cpu:/ {split($2, a, "s "); print a[1]}')
+	tput[$target,$w]+="$(echo "$out" | awk '/^produce:/ {print $2}') "
+	cpu[$target,$w]+="$(echo "$out" | awk -F'[()]' '/^broker cpu:/ {split($2, a, "s "); print a[1]}') "
 	echo "$out" | grep -q "^verify: OK" || { echo "verification failed against $target" >&2; return 1; }
 }
 
@@ -108,23 +112,31 @@ for t in "${targets[@]}"; do
 	kafka) start_kafka ;;
 	kfake) start_kfake ;;
 	esac
-	for w in "${workloads[@]}"; do run_one "$t" "$w"; done
+	for w in "${workloads[@]}"; do
+		for _ in $(seq "$reps"); do run_one "$t" "$w"; done
+	done
 	stop_broker
 done
 
+median() { python3 -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))' $1; }
+spread() { python3 -c 'import sys; v = sorted(map(float, sys.argv[1:])); print(f"{v[0]:g}-{v[-1]:g}")' $1; }
+
 echo
-echo "== summary: produce records/s and broker CPU s per million records (produce + follow)"
-printf '%-14s %-20s %14s %10s\n' workload target records/s cpu-s/M
+echo "== summary: produce records/s and broker CPU s per million records (produce + follow), median of $reps runs (range)"
+printf '%-14s %-20s %24s %22s\n' workload target records/s cpu-s/M
 for w in "${workloads[@]}"; do
 	for t in "${targets[@]}"; do
-		printf '%-14s %-20s %14s %10s\n' "$w" "$t" "${tput[$t,$w]}" "${cpu[$t,$w]}"
+		printf '%-14s %-20s %10.0f (%s) %8.3f (%s)\n' "$w" "$t" "$(median "${tput[$t,$w]}")" "$(spread "${tput[$t,$w]}")" \
+			"$(median "${cpu[$t,$w]}")" "$(spread "${cpu[$t,$w]}")"
 	done
 done
 echo
-echo "== ratios (throughput: higher is better; CPU: other/ours, higher is better for us)"
+echo "== ratios of the medians (throughput: higher is better; CPU: other/ours, higher is better for us)"
 for w in "${workloads[@]}"; do
-	python3 - "$w" "${tput[streamhouse,$w]}" "${tput[streamhouse-nofsync,$w]}" "${tput[kafka,$w]}" "${tput[kfake,$w]}" \
-		"${cpu[streamhouse,$w]}" "${cpu[streamhouse-nofsync,$w]}" "${cpu[kafka,$w]}" "${cpu[kfake,$w]}" <<'PY'
+	args=()
+	for t in streamhouse streamhouse-nofsync kafka kfake; do args+=("$(median "${tput[$t,$w]}")"); done
+	for t in streamhouse streamhouse-nofsync kafka kfake; do args+=("$(median "${cpu[$t,$w]}")"); done
+	python3 - "$w" "${args[@]}" <<'PY'
 import sys
 w, sh, shnf, k, kf, csh, cshnf, ck, ckf = sys.argv[1], *map(float, sys.argv[2:])
 print(f"{w}: fsync streamhouse/kafka {sh/k:.2f}x  nofsync streamhouse/kafka {shnf/k:.2f}x  streamhouse/kfake {sh/kf:.2f}x")

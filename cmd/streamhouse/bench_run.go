@@ -231,7 +231,7 @@ func (r *benchResult) print(w io.Writer, cfg benchConfig) {
 		float64(r.secondPass)/r.consumeDur.Seconds(), mb/r.consumeDur.Seconds(), r.consumeDur.Seconds(), r.secondPass)
 	if r.cpuProduce >= 0 {
 		per := 1e6 / float64(cfg.records)
-		fmt.Fprintf(w, "broker cpu: produce+follow %.2fs (%.2fs per million records), consume %.2fs (%.2fs per million)\n",
+		fmt.Fprintf(w, "broker cpu: produce+follow %.3fs (%.3fs per million records), consume %.3fs (%.3fs per million)\n",
 			r.cpuProduce, r.cpuProduce*per, r.cpuConsume, r.cpuConsume*per)
 	}
 	verdict := "OK"

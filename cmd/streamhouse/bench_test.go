@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -83,4 +84,34 @@ func TestBenchAgainstBroker(t *testing.T) {
 		}
 	}
 	p.stop(t)
+}
+
+// TestProcCPU checks the broker CPU measure on this process: nanosecond
+// thread times that agree with the tick-counted /proc/<pid>/stat total, and
+// that grow when the process works.
+func TestProcCPU(t *testing.T) {
+	pid := os.Getpid()
+	before, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks, err := procStatCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := before - ticks; d < -0.011 || d > 0.05 {
+		t.Fatalf("procCPU %.4fs, /proc stat %.2fs: they should agree within a tick", before, ticks)
+	}
+	start := time.Now()
+	x := 0
+	for time.Since(start) < 30*time.Millisecond { // work to be measured, not a wait
+		x++
+	}
+	after, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 0.02 {
+		t.Fatalf("30 ms of spinning (%d loops) measured as %.4fs", x, after-before)
+	}
 }
