@@ -287,7 +287,10 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse, regions []p
 // wakes on the other P does not find it, and empties itself at every
 // garbage collection; either way the next frame was a fresh megabyte,
 // zeroed and page-faulted in. The list keeps at most framePoolPerClass
-// buffers of a size class and framePoolMaxBytes in all.
+// buffers of a size class and framePoolMaxBytes in all; a returned buffer
+// that does not fit pushes out buffers of other sizes, so the list follows
+// the frame sizes clients send now (a producer of 1 KiB records sends 8 MB
+// requests, one of 100 B records 1 MB ones).
 type framePool struct {
 	// mu guards free and bytes.
 	mu    sync.Mutex
@@ -300,7 +303,7 @@ const (
 	maxFrameShift = 24 // 16 MiB: larger ones are allocated
 
 	framePoolPerClass = 4
-	framePoolMaxBytes = 8 << 20
+	framePoolMaxBytes = 16 << 20
 )
 
 // frameClass returns the size class of an n-byte frame, or -1 for none.
@@ -338,9 +341,20 @@ func (fp *framePool) put(b []byte) {
 		return
 	}
 	fp.mu.Lock()
-	if len(fp.free[c]) < framePoolPerClass && fp.bytes+cap(b) <= framePoolMaxBytes {
+	defer fp.mu.Unlock()
+	if len(fp.free[c]) >= framePoolPerClass || cap(b) > framePoolMaxBytes {
+		return
+	}
+	for o := range fp.free { // make room by dropping other sizes
+		for fp.bytes+cap(b) > framePoolMaxBytes && o != c && len(fp.free[o]) > 0 {
+			k := len(fp.free[o]) - 1
+			fp.bytes -= cap(fp.free[o][k])
+			fp.free[o][k] = nil
+			fp.free[o] = fp.free[o][:k]
+		}
+	}
+	if fp.bytes+cap(b) <= framePoolMaxBytes {
 		fp.free[c] = append(fp.free[c], b[:cap(b)])
 		fp.bytes += cap(b)
 	}
-	fp.mu.Unlock()
 }

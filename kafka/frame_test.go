@@ -219,11 +219,18 @@ func TestFramePool(t *testing.T) {
 	if n := len(big.free[frameClass(mib)]); n != framePoolPerClass {
 		t.Fatalf("%d free 1 MiB buffers kept, want %d", n, framePoolPerClass)
 	}
+	// Larger frames push the 1 MiB buffers out, never past the limit.
 	for range framePoolPerClass {
 		big.put(make([]byte, 4*mib, 4*mib))
 	}
-	// 4 x 1 MiB are kept; one 4 MiB buffer fills the 8 MiB, the rest go.
-	if n := len(big.free[frameClass(4*mib)]); n != 1 || big.bytes != framePoolMaxBytes {
-		t.Fatalf("pool keeps %d 4 MiB buffers and %d bytes; want 1 and %d", n, big.bytes, framePoolMaxBytes)
+	if n := len(big.free[frameClass(4*mib)]); n != framePoolPerClass || big.bytes != framePoolMaxBytes {
+		t.Fatalf("pool keeps %d 4 MiB buffers and %d bytes; want %d and %d", n, big.bytes, framePoolPerClass, framePoolMaxBytes)
+	}
+	if n := len(big.free[frameClass(mib)]); n != 0 {
+		t.Fatalf("%d 1 MiB buffers left beside 16 MiB of 4 MiB ones", n)
+	}
+	big.put(make([]byte, 16*mib, 16*mib)) // as large as the whole list: kept alone
+	if n := len(big.free[frameClass(16*mib)]); n != 1 || big.bytes != 16*mib {
+		t.Fatalf("16 MiB buffer: kept %d, pool bytes %d", n, big.bytes)
 	}
 }
