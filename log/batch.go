@@ -314,10 +314,16 @@ func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
 			return 0, 0, errShortRecord
 		}
 	}
-	if i, ok = skipVarintBytes(b, i, -1); !ok { // key
+	// Key and value: null (-1) or that many bytes. Short lengths are
+	// checked here; anything else goes through skipVarintBytes.
+	if l, j, ok := short2(b, i); ok && l >= -1 && int(l) <= len(b)-j {
+		i = j + max(int(l), 0)
+	} else if i, ok = skipVarintBytes(b, i, -1); !ok { // key
 		return 0, 0, errShortRecord
 	}
-	if i, ok = skipVarintBytes(b, i, -1); !ok { // value
+	if l, j, ok := short2(b, i); ok && l >= -1 && int(l) <= len(b)-j {
+		i = j + max(int(l), 0)
+	} else if i, ok = skipVarintBytes(b, i, -1); !ok { // value
 		return 0, 0, errShortRecord
 	}
 	nh, i, ok := short2(b, i)
