@@ -75,6 +75,12 @@ type consumerGroup struct {
 	// parts is the subscription metadata: every subscribed topic that
 	// exists, with its partition count, as of the last epoch move.
 	parts map[string]int32
+	// partsFrom is the topic snapshot parts was last resolved against.
+	// Snapshots are shared and replaced when topics change, so while a
+	// heartbeat brings the same one and no subscription changed, parts
+	// stands: resolving means matching every member's regex against
+	// every topic.
+	partsFrom *topicSnapshot
 	// ids and byID map topic names and IDs, as of the last request (a
 	// shared topicSnapshot's maps: never modified).
 	ids  map[string][16]byte

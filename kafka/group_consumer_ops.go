@@ -64,7 +64,11 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 		assigned partSet
 	}{m.epoch, m.state, m.assignedSet()}
 	changed := m.update(req, cl) || joined
-	if cg.refreshParts(topics.counts) || changed {
+	refreshed := false
+	if topics != cg.partsFrom || changed {
+		refreshed, cg.partsFrom = cg.refreshParts(topics.counts), topics
+	}
+	if refreshed || changed {
 		cg.bump()
 	}
 	g.reconcileLocked(m, owned)

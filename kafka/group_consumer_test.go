@@ -21,6 +21,7 @@ import (
 type cgHarness struct {
 	*groupHarness
 	topics []meta.Topic
+	snap   *topicSnapshot // reused until the topics change, as the server does
 }
 
 func newCGHarness(t *testing.T, topics map[string]int32) *cgHarness {
@@ -33,6 +34,7 @@ func newCGHarness(t *testing.T, topics map[string]int32) *cgHarness {
 
 // setTopic creates a topic or changes its partition count.
 func (h *cgHarness) setTopic(name string, parts int32) {
+	h.snap = nil
 	for i := range h.topics {
 		if h.topics[i].Name == name {
 			h.topics[i].PartitionCount = parts
@@ -46,7 +48,10 @@ func (h *cgHarness) setTopic(name string, parts int32) {
 // snapshot is the harness's topics as the server hands them to the
 // coordinator.
 func (h *cgHarness) snapshot() *topicSnapshot {
-	return newTopicSnapshot(0, slices.Clone(h.topics))
+	if h.snap == nil {
+		h.snap = newTopicSnapshot(0, slices.Clone(h.topics))
+	}
+	return h.snap
 }
 
 func (h *cgHarness) idOf(name string) [16]byte {
