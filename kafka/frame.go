@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -290,12 +291,15 @@ func encodeFetchFrame(correlationID int32, resp *kmsg.FetchResponse, regions []p
 // buffers of a size class and framePoolMaxBytes in all; a returned buffer
 // that does not fit pushes out buffers of other sizes, so the list follows
 // the frame sizes clients send now (a producer of 1 KiB records sends 8 MB
-// requests, one of 100 B records 1 MB ones).
+// requests, one of 100 B records 1 MB ones). framePoolIdle after the last
+// frame came back, the list lets everything go, so an idle broker does not
+// keep it.
 type framePool struct {
-	// mu guards free and bytes.
+	// mu guards free, bytes and idle.
 	mu    sync.Mutex
 	free  [maxFrameShift - minFrameShift + 1][][]byte
 	bytes int
+	idle  *time.Timer // runs drop; armed by put, stopped by close
 }
 
 const (
@@ -304,6 +308,7 @@ const (
 
 	framePoolPerClass = 4
 	framePoolMaxBytes = 16 << 20
+	framePoolIdle     = 30 * time.Second
 )
 
 // frameClass returns the size class of an n-byte frame, or -1 for none.
@@ -357,4 +362,34 @@ func (fp *framePool) put(b []byte) {
 		fp.free[c] = append(fp.free[c], b[:cap(b)])
 		fp.bytes += cap(b)
 	}
+	if fp.idle == nil {
+		fp.idle = time.AfterFunc(framePoolIdle, fp.drop)
+	} else {
+		fp.idle.Reset(framePoolIdle)
+	}
+}
+
+// drop lets every kept buffer go.
+func (fp *framePool) drop() {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	fp.dropLocked()
+}
+
+func (fp *framePool) dropLocked() {
+	for c := range fp.free {
+		clear(fp.free[c])
+		fp.free[c] = fp.free[c][:0]
+	}
+	fp.bytes = 0
+}
+
+// close stops the idle timer and lets the buffers go (Server.Close).
+func (fp *framePool) close() {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if fp.idle != nil {
+		fp.idle.Stop()
+	}
+	fp.dropLocked()
 }

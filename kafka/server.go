@@ -360,5 +360,6 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.groups.close()
+	s.frames.close()
 	return err
 }
