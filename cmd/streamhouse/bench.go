@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/signal"
@@ -133,25 +134,35 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // payload layout: seq u64 | send time (unix ns) i64 | fill... | checksum u64
-// of everything before it. The fill is a pattern of seq so corruption shows.
+// of everything before it. The fill is a pattern of seq so corruption
+// shows. The load generator fills and checks every record, so both are
+// cheap next to the broker's work: the fill is copied from a table and the
+// checksum is CRC-32C (hardware), where a byte loop of FNV-1a used to cost
+// the client about 0.2 CPU-s per million 100 B records.
 func fillPayload(b []byte, seq uint64, sent int64) {
 	bin.BigEndian.PutUint64(b[0:], seq)
 	bin.BigEndian.PutUint64(b[8:], uint64(sent))
-	for i := 16; i < len(b)-8; i++ {
-		b[i] = byte(seq) + byte(i)
+	for i := 16; i < len(b)-8; {
+		// b[i] = byte(seq) + byte(i), a table row at a time.
+		start := int(byte(seq) + byte(i))
+		i += copy(b[i:len(b)-8], fillTable[start:])
 	}
 	bin.BigEndian.PutUint64(b[len(b)-8:], checksum(b[:len(b)-8]))
 }
 
-// checksum is FNV-1a, enough to catch a flipped or shifted byte.
-func checksum(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
+// fillTable holds 0, 1, ..., 255 twice, so that any 256-byte run of the
+// fill pattern is one slice of it.
+var fillTable = func() (t [512]byte) {
+	for i := range t {
+		t[i] = byte(i)
 	}
-	return h
-}
+	return t
+}()
+
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is CRC-32C, enough to catch a flipped or shifted byte.
+func checksum(b []byte) uint64 { return uint64(crc32.Checksum(b, crc32c)) }
 
 // checkPayload returns the sequence number and send time, or ok=false when
 // the record was corrupted.

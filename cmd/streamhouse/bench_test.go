@@ -26,6 +26,21 @@ func TestBenchPayload(t *testing.T) {
 	if _, _, ok := checkPayload(b[:20]); ok {
 		t.Fatal("short payload accepted")
 	}
+	// The fill is byte(seq) + byte(i), whatever the size and sequence.
+	for _, size := range []int{24, 100, 1024, 5000} {
+		for _, seq := range []uint64{0, 1, 200, 255, 1 << 40} {
+			p := make([]byte, size)
+			fillPayload(p, seq, 7)
+			for i := 16; i < size-8; i++ {
+				if p[i] != byte(seq)+byte(i) {
+					t.Fatalf("size %d seq %d: byte %d is %d, want %d", size, seq, i, p[i], byte(seq)+byte(i))
+				}
+			}
+			if got, _, ok := checkPayload(p); !ok || got != seq {
+				t.Fatalf("size %d seq %d: check %d %v", size, seq, got, ok)
+			}
+		}
+	}
 }
 
 func TestBenchFlags(t *testing.T) {
