@@ -105,14 +105,19 @@ func (c *conn) reserveMem(n int) bool {
 	for c.queuedMem > 0 && c.queuedMem+n > int(c.s.cfg.FetchMaxBytes) && !c.memClosed {
 		if !waited {
 			c.memWaits.Add(1)
+			c.s.respWaiting.Add(1)
 			waited = true
 		}
 		c.memCond.Wait()
+	}
+	if waited {
+		c.s.respWaiting.Add(-1)
 	}
 	if c.memClosed {
 		return false
 	}
 	c.queuedMem += n
+	c.s.respQueued.Add(int64(n))
 	return true
 }
 
@@ -120,6 +125,7 @@ func (c *conn) reserveMem(n int) bool {
 func (c *conn) releaseMem(n int) {
 	c.memMu.Lock()
 	c.queuedMem -= n
+	c.s.respQueued.Add(-int64(n))
 	c.memCond.Broadcast()
 	c.memMu.Unlock()
 }

@@ -253,3 +253,19 @@ func reflectErrors(v reflect.Value, f func(int16)) {
 		}
 	}
 }
+
+// registerResponseQueue registers the gauges of responses queued in memory
+// for connections' writers (conn.reserveMem).
+func (m *frontMetrics) registerResponseQueue(reg prometheus.Registerer, queued, waiting *atomic.Int64) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
+			Name: "queued_response_bytes", Help: "Response bytes held in memory for connections' writers (file regions excluded)."},
+			func() float64 { return float64(queued.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "kafka",
+			Name: "connections_waiting_for_response_room", Help: "Connections whose reader waits because fetch-max-bytes of responses are queued unsent."},
+			func() float64 { return float64(waiting.Load()) }),
+	)
+}

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/internal/metricstest"
 	"github.com/streamhouse/streamhouse/log"
 )
 
@@ -19,7 +21,8 @@ import (
 // reader stops taking requests until the writer has sent what is queued.
 func TestPipelinedFetchesBoundedByMemory(t *testing.T) {
 	const limit = 20 << 10
-	b := newTestBroker(t, func(c *Config) { c.FetchMaxBytes = limit })
+	reg := prometheus.NewPedanticRegistry()
+	b := newTestBroker(t, func(c *Config) { c.FetchMaxBytes = limit; c.Metrics = reg })
 	b.createTopic("q", 1, nil)
 	p, err := b.log.Partition("q", 0)
 	if err != nil {
@@ -64,6 +67,13 @@ func TestPipelinedFetchesBoundedByMemory(t *testing.T) {
 	if queued <= 0 || queued > limit {
 		t.Fatalf("%d response bytes queued while the reader waits; want 1..%d", queued, limit)
 	}
+	gauge := func(name string) float64 {
+		v, _ := metricstest.Sum(t, reg, name, nil)
+		return v
+	}
+	if w, q := gauge("streamhouse_kafka_connections_waiting_for_response_room"), gauge("streamhouse_kafka_queued_response_bytes"); w != 1 || q != float64(queued) {
+		t.Fatalf("gauges: %v waiting, %v bytes queued; want 1 and %d", w, q, queued)
+	}
 	// Reading one answer lets one more request in, and the reader waits
 	// again: the answers still come, in order.
 	for want := int32(0); want < 3; want++ {
@@ -78,5 +88,10 @@ func TestPipelinedFetchesBoundedByMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "the reader to wait again", func() bool { return c.memWaits.Load() == int64(want)+2 })
+	}
+	c.close()
+	<-c.done
+	if w, q := gauge("streamhouse_kafka_connections_waiting_for_response_room"), gauge("streamhouse_kafka_queued_response_bytes"); w != 0 || q != 0 {
+		t.Fatalf("after close: %v waiting, %v bytes queued; want 0 and 0", w, q)
 	}
 }

@@ -164,6 +164,10 @@ type Server struct {
 	frames framePool
 	// budget holds the request bytes in memory (limits.go).
 	budget *byteBudget
+	// respQueued and respWaiting sum, across connections, the in-memory
+	// response bytes queued for writers and the readers waiting for room
+	// (conn.reserveMem), for /metrics.
+	respQueued, respWaiting atomic.Int64
 	// rejectLogged is when a rejected connection was last logged (unix
 	// nanoseconds), to log at most one a second.
 	rejectLogged atomic.Int64
@@ -217,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		budget:  newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
 	s.metrics.registerLimits(cfg.Metrics, s.budget, cfg.QueuedMaxRequestBytes)
+	s.metrics.registerResponseQueue(cfg.Metrics, &s.respQueued, &s.respWaiting)
 	s.groupMetrics = newGroupCollector(s)
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(s.groupMetrics)
