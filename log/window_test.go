@@ -21,6 +21,19 @@ func windowedLog(t *testing.T, batches int) (*testEnv, *Manager, *Partition) {
 	return e, m, p
 }
 
+// remoteSegments returns p's segments that live in the object store.
+func remoteSegments(p *Partition) []*segment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var remote []*segment
+	for _, s := range p.segs {
+		if s.remote {
+			remote = append(remote, s)
+		}
+	}
+	return remote
+}
+
 // TestReadWindowed reads a log whose sealed segments are large next to
 // the cache, so reads fetch windows of the objects instead of loading them
 // whole, and checks every answer against the whole-segment read of the
@@ -29,14 +42,7 @@ func windowedLog(t *testing.T, batches int) (*testEnv, *Manager, *Partition) {
 func TestReadWindowed(t *testing.T) {
 	ctx := context.Background()
 	e, m, p := windowedLog(t, 150)
-	p.mu.Lock()
-	var remote []*segment
-	for _, s := range p.segs {
-		if s.remote {
-			remote = append(remote, s)
-		}
-	}
-	p.mu.Unlock()
+	remote := remoteSegments(p)
 	if len(remote) < 3 {
 		t.Fatalf("%d uploaded segments, want at least 3", len(remote))
 	}
@@ -192,14 +198,7 @@ func TestReadWindowedBadTail(t *testing.T) {
 func TestOffsetForTimestampWindowed(t *testing.T) {
 	ctx := context.Background()
 	e, m, p := windowedLog(t, 150)
-	p.mu.Lock()
-	var remote []*segment
-	for _, s := range p.segs {
-		if s.remote {
-			remote = append(remote, s)
-		}
-	}
-	p.mu.Unlock()
+	remote := remoteSegments(p)
 	for _, s := range remote {
 		obj, err := e.objects.Get(ctx, s.key)
 		if err != nil {
