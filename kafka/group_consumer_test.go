@@ -74,6 +74,18 @@ func (h *cgHarness) nameOf(id [16]byte) string {
 	return ""
 }
 
+// settledPair starts a group of two members, a and b, subscribed to topic
+// t of the given partition count, and settles their assignment.
+func settledPair(t *testing.T, partitions int32) (*cgHarness, *cgClient, *cgClient) {
+	t.Helper()
+	h := newCGHarness(t, map[string]int32{"t": partitions})
+	a, b := h.client("a", "t"), h.client("b", "t")
+	a.hb()
+	b.hb()
+	h.settle(a, b)
+	return h, a, b
+}
+
 // cgClient is one simulated KIP-848 consumer.
 type cgClient struct {
 	h        *cgHarness
@@ -306,11 +318,7 @@ func TestConsumerGroupRevocationBeforeReassignment(t *testing.T) {
 }
 
 func TestConsumerGroupSessionTimeout(t *testing.T) {
-	h := newCGHarness(t, map[string]int32{"t": 4})
-	a, b := h.client("a", "t"), h.client("b", "t")
-	a.hb()
-	b.hb()
-	h.settle(a, b)
+	h, a, b := settledPair(t, 4)
 	for elapsed := time.Duration(0); elapsed < DefaultConsumerSessionTimeout; elapsed += 5 * time.Second {
 		h.clock.Advance(5 * time.Second)
 		a.send(false)
@@ -443,11 +451,7 @@ func TestConsumerGroupRegexAndNewPartitions(t *testing.T) {
 }
 
 func TestConsumerGroupLeave(t *testing.T) {
-	h := newCGHarness(t, map[string]int32{"t": 4})
-	a, b := h.client("a", "t"), h.client("b", "t")
-	a.hb()
-	b.hb()
-	h.settle(a, b)
+	h, a, b := settledPair(t, 4)
 	if resp := b.leave(leaveEpoch); resp.ErrorCode != 0 || resp.MemberEpoch != leaveEpoch {
 		t.Fatalf("leave: %v epoch %d", kerr.ErrorForCode(resp.ErrorCode), resp.MemberEpoch)
 	}
@@ -490,11 +494,7 @@ func TestConsumerGroupProtocolConflicts(t *testing.T) {
 }
 
 func TestConsumerGroupCommitChecks(t *testing.T) {
-	h := newCGHarness(t, map[string]int32{"t": 2})
-	a, b := h.client("a", "t"), h.client("b", "t")
-	a.hb()
-	b.hb()
-	h.settle(a, b)
+	h, a, b := settledPair(t, 2)
 	owner, other := a, b
 	if _, ok := a.owned[tp{"t", 0}]; !ok {
 		owner, other = b, a
@@ -616,11 +616,7 @@ func TestConsumerGroupAssignorsBalance(t *testing.T) {
 }
 
 func TestConsumerGroupSnapshot(t *testing.T) {
-	h := newCGHarness(t, map[string]int32{"t": 2})
-	a, b := h.client("a", "t"), h.client("b", "t")
-	a.hb()
-	b.hb()
-	h.settle(a, b)
+	h, _, _ := settledPair(t, 2)
 	snap := h.c.snapshot()
 	if len(snap) != 1 || snap[0].Type != consumerGroupType || snap[0].State != "Stable" || snap[0].Members != 2 || snap[0].Rebalances != 2 {
 		t.Fatalf("snapshot %+v", snap)
