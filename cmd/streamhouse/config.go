@@ -82,6 +82,9 @@ type Config struct {
 	FlushInterval time.Duration
 	// FsyncScope is what one group-commit sync covers (log.SyncScope).
 	FsyncScope log.SyncScope
+	// TimerSlack is the kernel timer slack of every broker thread (Linux;
+	// 0 keeps the inherited one). See applyTimerSlack.
+	TimerSlack time.Duration
 	// SlowRequestThreshold logs Kafka requests and gRPC calls slower than this (long-poll
 	// and rebalance waits excluded) at Warn; 0 disables the log.
 	SlowRequestThreshold time.Duration
@@ -241,6 +244,9 @@ func settings() []setting {
 		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
 			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
 			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},
+		{flag: "timer-slack", env: "STREAMHOUSE_TIMER_SLACK", usage: "how late the kernel may wake the broker's timed sleeps, at most 10ms; a larger slack lets the Go runtime's monitor thread wake less often (Linux; 0 keeps the slack the process inherited)",
+			defText: "1ms", def: constant("1ms"),
+			set: func(c *Config, v string) (err error) { c.TimerSlack, err = parseTimerSlack(v); return }},
 		{flag: "slow-request-threshold", env: "STREAMHOUSE_SLOW_REQUEST_THRESHOLD", usage: "log Kafka requests and gRPC calls taking longer than this at warn, long-poll and rebalance waits excluded (a duration like 1s; 0 disables)",
 			defText: "1s", def: constant("1s"),
 			set: func(c *Config, v string) (err error) { c.SlowRequestThreshold, err = parseDurationOrZero(v); return }},
@@ -474,6 +480,26 @@ func parseMillis(v string) (time.Duration, error) {
 	d, err := parseDuration(v)
 	if err != nil {
 		return 0, errors.New("want milliseconds (600000) or a duration (10m)")
+	}
+	return d, nil
+}
+
+// maxTimerSlack bounds --timer-slack: beyond it, sleeps of the Go runtime
+// and the broker's millisecond timers would be late enough to show in
+// request latency.
+const maxTimerSlack = 10 * time.Millisecond
+
+// parseTimerSlack parses a duration from 0 to maxTimerSlack.
+func parseTimerSlack(v string) (time.Duration, error) {
+	if isZeroDuration(v) {
+		return 0, nil
+	}
+	d, err := parseDuration(v)
+	if err != nil {
+		return 0, err
+	}
+	if d > maxTimerSlack {
+		return 0, fmt.Errorf("must be at most %s", maxTimerSlack)
 	}
 	return d, nil
 }

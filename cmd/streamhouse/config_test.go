@@ -46,6 +46,7 @@ func defaultConfig() Config {
 		SegmentAge:            10 * time.Minute,
 		FlushInterval:         time.Second,
 		FsyncScope:            log.SyncFilesystem,
+		TimerSlack:            time.Millisecond,
 
 		SlowRequestThreshold:          time.Second,
 		GroupInitialRebalanceDelay:    3 * time.Second,
@@ -108,6 +109,17 @@ func loadConfigCases() []loadConfigCase {
 			args: []string{"--fsync-scope=file"},
 			env:  map[string]string{"STREAMHOUSE_FSYNC_SCOPE": "filesystem"},
 			want: func(c *Config) { c.FsyncScope = log.SyncFile },
+		},
+		{
+			name: "timer slack by env, zero keeps the inherited one",
+			env:  map[string]string{"STREAMHOUSE_TIMER_SLACK": "0"},
+			want: func(c *Config) { c.TimerSlack = 0 },
+		},
+		{
+			name: "timer slack by flag",
+			args: []string{"--timer-slack=250us"},
+			env:  map[string]string{"STREAMHOUSE_TIMER_SLACK": "2ms"},
+			want: func(c *Config) { c.TimerSlack = 250 * time.Microsecond },
 		},
 		{
 			name: "kafka observability and group settings from env",
@@ -218,6 +230,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "flush interval", env: map[string]string{"STREAMHOUSE_FLUSH_INTERVAL": "1"}, wantName: "STREAMHOUSE_FLUSH_INTERVAL"},
 		{name: "flush interval zero", args: []string{"--flush-interval=0s"}, wantName: "--flush-interval"},
 		{name: "fsync scope", args: []string{"--fsync-scope=disk"}, wantName: "--fsync-scope", wantText: []string{`invalid --fsync-scope "disk"`}},
+		{name: "timer slack too large", args: []string{"--timer-slack=11ms"}, wantName: "--timer-slack", wantText: []string{"at most 10ms"}},
+		{name: "timer slack negative", env: map[string]string{"STREAMHOUSE_TIMER_SLACK": "-1ms"}, wantName: "STREAMHOUSE_TIMER_SLACK"},
 		{name: "log level", env: map[string]string{"STREAMHOUSE_LOG_LEVEL": "loud"}, wantName: "STREAMHOUSE_LOG_LEVEL"},
 		{name: "log format", args: []string{"--log-format=xml"}, wantName: "--log-format"},
 		{name: "http addr", env: map[string]string{"STREAMHOUSE_HTTP_ADDR": "8080"}, wantName: "STREAMHOUSE_HTTP_ADDR"},
@@ -321,7 +335,7 @@ func TestMainCode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := mainCode(tt.args, env(tt.env), &stdout, &stderr)
+			code := mainCode(tt.args, env(tt.env), &stdout, &stderr, nil)
 			if code != tt.wantCode {
 				t.Errorf("exit code %d, want %d", code, tt.wantCode)
 			}

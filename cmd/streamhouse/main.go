@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes.
@@ -34,12 +35,15 @@ const (
 )
 
 func main() {
-	os.Exit(mainCode(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+	os.Exit(mainCode(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, applyTimerSlack))
 }
 
 // mainCode runs the broker with the given arguments and environment and
-// returns the process exit code.
-func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) int {
+// returns the process exit code. Before the broker starts it calls
+// setSlack (nil: skip) with the configured timer slack; the process's own
+// main passes applyTimerSlack, which may re-execute the binary.
+func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer,
+	setSlack func(time.Duration, []string) error) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return benchMain(args[1:], stdout, stderr)
 	}
@@ -53,6 +57,12 @@ func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr 
 		return exitConfig
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if setSlack != nil {
+		if err := setSlack(cfg.TimerSlack, args); err != nil {
+			// The broker works with any slack; it only costs more CPU.
+			logger.Warn("timer slack not applied", "timer_slack", cfg.TimerSlack, "err", err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
