@@ -256,16 +256,35 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 	maxTSDelta = -1 << 63
 	var n int32
 	for len(region) > 0 {
-		body, rest, err := nextRecord(region)
+		// The common record (every varint one or two bytes, no headers)
+		// is walked here without a call; anything else, including every
+		// error, goes through nextRecord and walkRecordBody.
+		if l, i, ok := short2(region, 0); ok && l >= minRecordLen && int(l) <= len(region)-i {
+			b := region[i : i+int(l)]
+			ts, j, ok1 := short2(b, 1) // after attributes
+			off, j, ok2 := short2(b, j)
+			kl, j, ok3 := short2(b, j)
+			if ok1 && ok2 && ok3 && kl >= -1 && int(kl) <= len(b)-j {
+				j += max(int(kl), 0)
+				vl, j, ok4 := short2(b, j)
+				if ok4 && vl >= -1 && int(vl) <= len(b)-j {
+					if j += max(int(vl), 0); j+1 == len(b) && b[j] == 0 { // no headers
+						j++
+					} else {
+						j = shortHeaders(b, j)
+					}
+					if j == len(b) && off == n {
+						maxTSDelta = max(maxTSDelta, int64(ts))
+						region = region[i+int(l):]
+						n++
+						continue
+					}
+				}
+			}
+		}
+		tsDelta, rest, err := walkRecord(region, n)
 		if err != nil {
 			return 0, err
-		}
-		tsDelta, offDelta, err := walkRecordBody(body)
-		if err != nil {
-			return 0, corruptf("record %d: %v", n, err)
-		}
-		if offDelta != n {
-			return 0, invalidf("record %d has offset delta %d", n, offDelta)
 		}
 		maxTSDelta = max(maxTSDelta, tsDelta)
 		region = rest
@@ -275,6 +294,47 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 		return 0, invalidf("header says %d records, found %d", want, n)
 	}
 	return maxTSDelta, nil
+}
+
+// walkRecord checks the first record of region, which must have offset
+// delta n, and returns its timestamp delta and the bytes after it. It is
+// walkRecords' general path, and the reference its fast path is fuzzed
+// against.
+func walkRecord(region []byte, n int32) (tsDelta int64, rest []byte, err error) {
+	body, rest, err := nextRecord(region)
+	if err != nil {
+		return 0, nil, err
+	}
+	tsDelta, offDelta, err := walkRecordBody(body)
+	if err != nil {
+		return 0, nil, corruptf("record %d: %v", n, err)
+	}
+	if offDelta != n {
+		return 0, nil, invalidf("record %d has offset delta %d", n, offDelta)
+	}
+	return tsDelta, rest, nil
+}
+
+// shortHeaders walks the header count and headers at b[i:] when every
+// varint is one or two bytes, and returns the index after them; -1 for
+// anything else, which walkRecordBody then judges.
+func shortHeaders(b []byte, i int) int {
+	nh, i, ok := short2(b, i)
+	if !ok || nh < 0 {
+		return -1
+	}
+	for range nh {
+		kl, j, ok := short2(b, i) // key: never null
+		if !ok || kl < 0 || int(kl) > len(b)-j {
+			return -1
+		}
+		vl, j, ok := short2(b, j+int(kl))
+		if !ok || vl < -1 || int(vl) > len(b)-j {
+			return -1
+		}
+		i = j + max(int(vl), 0)
+	}
+	return i
 }
 
 // nextRecord splits the first length-prefixed record off region.

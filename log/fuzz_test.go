@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 )
 
@@ -70,6 +71,36 @@ func FuzzValidateBatch(f *testing.F) {
 			if r.Offset != h.BaseOffset+int64(i) {
 				t.Fatalf("record %d offset %d", i, r.Offset)
 			}
+		}
+	})
+}
+
+// FuzzWalkRecords holds walkRecords, fast path and all, to the record by
+// record walk of walkRecord: the same result or the same error.
+func FuzzWalkRecords(f *testing.F) {
+	for _, b := range formatFuzzBatches(f) {
+		if h, err := ParseBatchHeader(b); err == nil && h.Codec() == CodecNone && len(b) >= batchHeaderLen {
+			f.Add(b[batchHeaderLen:], h.NumRecords)
+		}
+	}
+	f.Fuzz(func(t *testing.T, region []byte, want int32) {
+		got, gotErr := walkRecords(region, want)
+		ref, refErr := func() (int64, error) {
+			maxTS, n, rest := int64(-1<<63), int32(0), region
+			for len(rest) > 0 {
+				ts, r, err := walkRecord(rest, n)
+				if err != nil {
+					return 0, err
+				}
+				maxTS, rest, n = max(maxTS, ts), r, n+1
+			}
+			if n != want {
+				return 0, invalidf("header says %d records, found %d", want, n)
+			}
+			return maxTS, nil
+		}()
+		if fmt.Sprint(gotErr) != fmt.Sprint(refErr) || got != ref {
+			t.Fatalf("walkRecords = %d, %v; record by record = %d, %v", got, gotErr, ref, refErr)
 		}
 	})
 }
