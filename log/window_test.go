@@ -34,6 +34,21 @@ func remoteSegments(p *Partition) []*segment {
 	return remote
 }
 
+// wholeSegment reads uploaded segment s from the object store and opens it
+// whole: the reference the windowed reads are checked against.
+func wholeSegment(t *testing.T, e *testEnv, s *segment) *sealedSegment {
+	t.Helper()
+	obj, err := e.objects.Get(context.Background(), s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := openSealed(s.key, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return whole
+}
+
 // TestReadWindowed reads a log whose sealed segments are large next to
 // the cache, so reads fetch windows of the objects instead of loading them
 // whole, and checks every answer against the whole-segment read of the
@@ -50,14 +65,7 @@ func TestReadWindowed(t *testing.T) {
 		if !m.cache.windowed(s.size) {
 			t.Fatalf("segment of %d bytes not windowed with a %d-byte cache", s.size, e.cacheBytes)
 		}
-		obj, err := e.objects.Get(ctx, s.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		whole, err := openSealed(s.key, obj)
-		if err != nil {
-			t.Fatal(err)
-		}
+		whole := wholeSegment(t, e, s)
 		for off := s.base; off < s.next; off++ {
 			for _, maxBytes := range []int{1, 300, 1000, 1 << 20} {
 				want, err := whole.read(off, maxBytes)
@@ -135,14 +143,7 @@ func TestReadWindowedBigBatches(t *testing.T) {
 	if !s.remote || s.next-s.base < 3 {
 		t.Fatalf("first segment remote %v with %d batches; want uploaded, at least 3", s.remote, s.next-s.base)
 	}
-	obj, err := e.objects.Get(ctx, s.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := openSealed(s.key, obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := wholeSegment(t, e, s)
 	for off := s.base; off < s.next; off++ {
 		for _, maxBytes := range []int{1, 2 << 20, 8 << 20} {
 			want, _ := whole.read(off, maxBytes)
@@ -200,14 +201,7 @@ func TestOffsetForTimestampWindowed(t *testing.T) {
 	e, m, p := windowedLog(t, 150)
 	remote := remoteSegments(p)
 	for _, s := range remote {
-		obj, err := e.objects.Get(ctx, s.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		whole, err := openSealed(s.key, obj)
-		if err != nil {
-			t.Fatal(err)
-		}
+		whole := wholeSegment(t, e, s)
 		// testBatch stamps record k with 1_700_000_000_000 + k.
 		for k := s.base - 1; k <= s.next; k++ {
 			ts := 1_700_000_000_000 + k
