@@ -256,9 +256,9 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 	maxTSDelta = -1 << 63
 	var n int32
 	for len(region) > 0 {
-		// The common record (every varint one or two bytes, no headers)
-		// is walked here without a call; anything else, including every
-		// error, goes through nextRecord and walkRecordBody.
+		// The common record (every varint one or two bytes) is walked
+		// here, without a call unless it has headers; anything else,
+		// including every error, goes through walkRecord.
 		if l, i, ok := short2(region, 0); ok && l >= minRecordLen && int(l) <= len(region)-i {
 			b := region[i : i+int(l)]
 			ts, j, ok1 := short2(b, 1) // after attributes
