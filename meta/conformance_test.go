@@ -34,6 +34,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"GetTopic", testGetTopic},
 		{"ListTopics", testListTopics},
 		{"DeleteTopic", testDeleteTopic},
+		{"DeletedTopics", testDeletedTopics},
 		{"SetTopicConfigs", testSetTopicConfigs},
 		{"AddPartitions", testAddPartitions},
 		{"GetPartition", testGetPartition},
@@ -385,6 +386,121 @@ func testDeleteTopicRemoves(t *testing.T, s Store) {
 	}
 	if _, found, err := s.FetchOffset(ctx, "g1", "doomed", 0); err != nil || found {
 		t.Fatalf("re-created topic has offsets: found=%v err=%v", found, err)
+	}
+}
+
+// deletedEntry is the Topic that DeletedTopics lists for tp: only ID, Name
+// and PartitionCount are set.
+func deletedEntry(tp Topic) Topic {
+	return Topic{ID: tp.ID, Name: tp.Name, PartitionCount: tp.PartitionCount}
+}
+
+// mustDelete deletes the named topic or fails the test.
+func mustDelete(t *testing.T, s Store, name string) Topic {
+	t.Helper()
+	tp, _, err := s.DeleteTopic(t.Context(), name)
+	if err != nil {
+		t.Fatalf("DeleteTopic(%q): %v", name, err)
+	}
+	return tp
+}
+
+// wantDeleted fails t unless DeletedTopics lists exactly want, in order.
+func wantDeleted(t *testing.T, s Store, want ...Topic) {
+	t.Helper()
+	got, err := s.DeletedTopics(t.Context())
+	wantErr(t, err, nil)
+	if len(got) == 0 && len(want) == 0 {
+		return // nil and empty both mean none
+	}
+	wantEqual(t, "deleted topics", got, want)
+}
+
+// testDeletedTopics covers the deleted-topics list that DeleteTopic fills
+// and ForgetDeletedTopic drains.
+func testDeletedTopics(t *testing.T, open func(t *testing.T) Store) {
+	// IDs chosen so that ID order differs from creation order.
+	const idLow, idHigh = "00000000-0000-4000-8000-000000000001", "ffffffff-ffff-4fff-bfff-ffffffffffff"
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T, s Store)
+	}{
+		{"EmptyStore", func(t *testing.T, s Store) { wantDeleted(t, s) }},
+		{"RecordedWithDeletion", func(t *testing.T, s Store) {
+			tp := mustCreate(t, s, Topic{Name: "t", PartitionCount: 2, Configs: map[string]string{"k": "v"}})
+			mustAddSegments(t, s, seg(tp.ID, 0, 0))
+			mustCommit(t, s, off("g", "t", 0, 5))
+			wantErr(t, s.AddPartitions(t.Context(), "t", 3), nil)
+			wantDeleted(t, s)
+			mustDelete(t, s, "t")
+			_, err := s.GetTopicByID(t.Context(), tp.ID)
+			wantErr(t, err, ErrTopicNotFound)
+			// The count at deletion, partitions added later included.
+			wantDeleted(t, s, Topic{ID: tp.ID, Name: "t", PartitionCount: 3})
+		}},
+		{"FailedDeleteRecordsNothing", func(t *testing.T, s Store) {
+			keep := mustCreate(t, s, Topic{Name: "keep", PartitionCount: 1})
+			_, _, err := s.DeleteTopic(t.Context(), "nope")
+			wantErr(t, err, ErrTopicNotFound)
+			wantDeleted(t, s)
+			mustDelete(t, s, "keep")
+			_, _, err = s.DeleteTopic(t.Context(), "keep")
+			wantErr(t, err, ErrTopicNotFound)
+			wantDeleted(t, s, deletedEntry(keep))
+		}},
+		{"SortedByNameThenID", func(t *testing.T, s Store) {
+			b := mustCreate(t, s, Topic{Name: "b", PartitionCount: 1})
+			mustDelete(t, s, "b")
+			aHigh := mustCreate(t, s, Topic{ID: idHigh, Name: "a", PartitionCount: 2})
+			mustDelete(t, s, "a")
+			aLow := mustCreate(t, s, Topic{ID: idLow, Name: "a", PartitionCount: 4})
+			mustDelete(t, s, "a")
+			wantDeleted(t, s, deletedEntry(aLow), deletedEntry(aHigh), deletedEntry(b))
+		}},
+		{"ForgetRemovesAndIsIdempotent", func(t *testing.T, s Store) {
+			a := mustCreate(t, s, Topic{Name: "a", PartitionCount: 1})
+			b := mustCreate(t, s, Topic{Name: "b", PartitionCount: 1})
+			mustDelete(t, s, "a")
+			mustDelete(t, s, "b")
+			wantErr(t, s.ForgetDeletedTopic(t.Context(), a.ID), nil)
+			wantDeleted(t, s, deletedEntry(b))
+			wantErr(t, s.ForgetDeletedTopic(t.Context(), a.ID), nil)
+			wantErr(t, s.ForgetDeletedTopic(t.Context(), uuid.NewString()), nil)
+			wantDeleted(t, s, deletedEntry(b))
+			wantErr(t, s.ForgetDeletedTopic(t.Context(), b.ID), nil)
+			wantDeleted(t, s)
+		}},
+		{"RecreateSameName", func(t *testing.T, s Store) {
+			old := mustCreate(t, s, Topic{Name: "t", PartitionCount: 2})
+			mustDelete(t, s, "t")
+			again := mustCreate(t, s, Topic{Name: "t", PartitionCount: 1})
+			if again.ID == old.ID {
+				t.Fatalf("re-created topic reused ID %s", old.ID)
+			}
+			wantDeleted(t, s, deletedEntry(old))
+			// Forgetting the old topic leaves the new one alone.
+			wantErr(t, s.ForgetDeletedTopic(t.Context(), old.ID), nil)
+			got, err := s.GetTopic(t.Context(), "t")
+			wantErr(t, err, nil)
+			wantEqual(t, "re-created topic", normTopic(got), normTopic(again))
+			wantDeleted(t, s)
+		}},
+		{"DeletedIDStaysTaken", func(t *testing.T, s Store) {
+			old := mustCreate(t, s, Topic{ID: idLow, Name: "t", PartitionCount: 1})
+			mustDelete(t, s, "t")
+			for _, name := range []string{"t", "other"} {
+				_, err := s.CreateTopic(t.Context(), Topic{ID: idLow, Name: name, PartitionCount: 1})
+				wantErr(t, err, ErrTopicExists)
+			}
+			topics, err := s.ListTopics(t.Context())
+			wantErr(t, err, nil)
+			if len(topics) != 0 {
+				t.Fatalf("create under a deleted topic's ID left %+v", topics)
+			}
+			wantDeleted(t, s, deletedEntry(old))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })
 	}
 }
 

@@ -86,6 +86,8 @@ type Store interface {
 	// and its PartitionCount partitions with log start offset 0.
 	// An empty name, PartitionCount < 1, a non-canonical or nil UUID or an
 	// empty config key is ErrInvalid; a taken name or ID is ErrTopicExists.
+	// The ID of a topic still listed by DeletedTopics counts as taken; its
+	// name does not.
 	CreateTopic(ctx context.Context, t Topic) (Topic, error)
 	// GetTopic returns the named topic with its configs.
 	GetTopic(ctx context.Context, name string) (Topic, error)
@@ -95,8 +97,20 @@ type Store interface {
 	ListTopics(ctx context.Context) ([]Topic, error)
 	// DeleteTopic removes the topic, its partitions, its segment rows and
 	// its committed offsets, and returns what was removed so the caller
-	// can delete the objects.
+	// can delete the objects. In the same transaction it records the topic
+	// in the deleted-topics list (see DeletedTopics), so a crash before the
+	// leftovers are gone cannot lose track of them. A failed call records
+	// nothing.
 	DeleteTopic(ctx context.Context, name string) (Topic, []Segment, error)
+	// DeletedTopics returns the deleted topics whose leftovers (local
+	// files, objects) are not yet removed, sorted by name then ID. Only
+	// ID, Name and PartitionCount (the count at deletion) are set;
+	// CreatedAt is zero and Configs nil. Several entries may share a name.
+	DeletedTopics(ctx context.Context) ([]Topic, error)
+	// ForgetDeletedTopic removes the topic with the given ID from the
+	// deleted-topics list once its leftovers are gone. Forgetting an ID
+	// that is not listed is not an error.
+	ForgetDeletedTopic(ctx context.Context, id string) error
 	// SetTopicConfigs replaces the topic's whole config map.
 	SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error
 	// AddPartitions raises the partition count to newCount (must be larger).

@@ -59,6 +59,8 @@ func TestSQLiteReopenPreservesData(t *testing.T) {
 	wantErr(t, err, nil)
 	plain, err := s.AllocateProducerID(ctx, "")
 	wantErr(t, err, nil)
+	gone := mustCreate(t, s, Topic{Name: "gone", PartitionCount: 3})
+	mustDelete(t, s, "gone")
 	wantErr(t, s.Close(), nil)
 
 	s = openTestSQLite(t, path)
@@ -82,6 +84,79 @@ func TestSQLiteReopenPreservesData(t *testing.T) {
 	if plain2.ID <= plain.ID || plain2.ID == txn.ID {
 		t.Fatalf("producer id %d after reopen reuses or precedes %d", plain2.ID, plain.ID)
 	}
+	wantDeleted(t, s, deletedEntry(gone))
+}
+
+// TestSQLiteDeleteTopicAtomic makes recording the deleted topic fail and
+// checks the whole deletion rolled back: the topic, its segments and its
+// offsets are all still there.
+func TestSQLiteDeleteTopicAtomic(t *testing.T) {
+	ctx := t.Context()
+	s := openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
+	tp := mustCreate(t, s, Topic{Name: "t", PartitionCount: 1})
+	mustAddSegments(t, s, seg(tp.ID, 0, 0))
+	mustCommit(t, s, off("g", "t", 0, 5))
+	// A row the store never writes itself: CreateTopic refuses an ID
+	// listed as deleted, so only raw SQL can make the insert collide.
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO deleted_topics (id, name, partition_count, deleted_at) VALUES (?, 'x', 1, 0)`, tp.ID)
+	wantErr(t, err, nil)
+
+	if _, _, err := s.DeleteTopic(ctx, "t"); err == nil {
+		t.Fatal("DeleteTopic succeeded although recording the deletion failed")
+	}
+	got, err := s.GetTopic(ctx, "t")
+	wantErr(t, err, nil)
+	wantEqual(t, "topic", normTopic(got), normTopic(tp))
+	segs, err := s.ListSegments(ctx, tp.ID, 0)
+	wantErr(t, err, nil)
+	wantEqual(t, "segments", normSegments(segs), []Segment{seg(tp.ID, 0, 0)})
+	if _, found, err := s.FetchOffset(ctx, "g", "t", 0); err != nil || !found {
+		t.Fatalf("offset after failed delete: found=%v err=%v", found, err)
+	}
+	wantDeleted(t, s, Topic{ID: tp.ID, Name: "x", PartitionCount: 1})
+}
+
+// TestSQLiteMigratesV1 opens a database left by a binary that knew only
+// migration 1, with a topic in it, and checks it is brought to the latest
+// version with its data intact and deletions recorded.
+func TestSQLiteMigratesV1(t *testing.T) {
+	ctx := t.Context()
+	ms, err := loadMigrations()
+	wantErr(t, err, nil)
+	if len(ms) < 2 {
+		t.Fatalf("%d embedded migrations, want at least 2", len(ms))
+	}
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := sql.Open("sqlite3", sqliteDSN(path, true))
+	wantErr(t, err, nil)
+	v1At := t0.Add(-time.Hour)
+	wantErr(t, applyMigrations(ctx, db, ms[:1], func() time.Time { return v1At }, slog.New(slog.DiscardHandler)), nil)
+	const id = "00000000-0000-4000-8000-0000000000aa"
+	for _, q := range []string{
+		`INSERT INTO topics (id, name, partition_count, created_at) VALUES ('` + id + `', 'old', 2, 0)`,
+		`INSERT INTO partitions (topic_id, partition) VALUES ('` + id + `', 0), ('` + id + `', 1)`,
+	} {
+		_, err := db.ExecContext(ctx, q)
+		wantErr(t, err, nil)
+	}
+	wantErr(t, db.Close(), nil)
+
+	s, err := OpenSQLite(ctx, path, WithClock(func() time.Time { return t0 }))
+	wantErr(t, err, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	want := [][2]int64{{1, v1At.UnixMilli()}}
+	for _, m := range ms[1:] {
+		want = append(want, [2]int64{int64(m.version), t0.UnixMilli()})
+	}
+	wantEqual(t, "schema_migrations", schemaMigrations(t, s), want)
+	got, err := s.GetTopic(ctx, "old")
+	wantErr(t, err, nil)
+	wantEqual(t, "topic", got, Topic{ID: id, Name: "old", PartitionCount: 2,
+		Configs: map[string]string{}, CreatedAt: fromMillis(0)})
+	wantDeleted(t, s)
+	mustDelete(t, s, "old")
+	wantDeleted(t, s, Topic{ID: id, Name: "old", PartitionCount: 2})
 }
 
 func TestSQLiteMigrationsAppliedOnce(t *testing.T) {

@@ -56,6 +56,16 @@ func (s *SQLite) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		// A deleted topic's files and objects are found by its ID, so the
+		// ID stays taken until ForgetDeletedTopic: a new topic under it
+		// would lose its data to the old one's cleanup.
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM deleted_topics WHERE id = ?`, t.ID).Scan(&exists)
+		if err == nil {
+			return fmt.Errorf("%w: topic id %s belongs to a deleted topic not yet cleaned up", ErrTopicExists, t.ID)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO topics (id, name, partition_count, created_at) VALUES (?, ?, ?, ?)`,
 			t.ID, t.Name, t.PartitionCount, millis(t.CreatedAt))
@@ -265,13 +275,54 @@ func (s *SQLite) DeleteTopic(ctx context.Context, name string) (Topic, []Segment
 			return err
 		}
 		// ON DELETE CASCADE removes configs, partitions and segments.
-		_, err = tx.ExecContext(ctx, `DELETE FROM topics WHERE id = ?`, t.ID)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM topics WHERE id = ?`, t.ID); err != nil {
+			return err
+		}
+		// Recorded in the same transaction, so no crash can lose track of
+		// the local files and objects the caller is about to remove.
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO deleted_topics (id, name, partition_count, deleted_at) VALUES (?, ?, ?, ?)`,
+			t.ID, t.Name, t.PartitionCount, millis(s.now()))
 		return err
 	})
 	if err != nil {
 		return Topic{}, nil, fmt.Errorf("meta: delete topic %q: %w", name, err)
 	}
 	return t, segs, nil
+}
+
+// DeletedTopics implements Store. The result is never nil.
+func (s *SQLite) DeletedTopics(ctx context.Context) ([]Topic, error) {
+	topics := []Topic{}
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT id, name, partition_count FROM deleted_topics ORDER BY name, id`)
+	if err != nil {
+		return nil, fmt.Errorf("meta: list deleted topics: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t Topic
+		if err := rows.Scan(&t.ID, &t.Name, &t.PartitionCount); err != nil {
+			return nil, fmt.Errorf("meta: list deleted topics: %w", err)
+		}
+		topics = append(topics, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("meta: list deleted topics: %w", err)
+	}
+	return topics, nil
+}
+
+// ForgetDeletedTopic implements Store.
+func (s *SQLite) ForgetDeletedTopic(ctx context.Context, id string) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM deleted_topics WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("meta: forget deleted topic %s: %w", id, err)
+	}
+	return nil
 }
 
 // SetTopicConfigs implements Store. A nil or empty map clears every override.
