@@ -78,6 +78,11 @@ func (s *Server) toStatus(method, topic string, err error) error {
 		return invalidf("Invalid argument: %s", detail(err, meta.ErrInvalid))
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return status.Error(codes.OutOfRange, detail(err, log.ErrOffsetOutOfRange))
+	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrUploadBacklog):
+		// Nothing was written; the call may be retried once space is
+		// freed or uploads catch up.
+		s.logger.Warn("grpc produce refused", "method", method, "topic", topic, "err", err)
+		return status.Errorf(codes.Unavailable, "%v; nothing was written, retry later", err)
 	}
 	var corrupt *log.CorruptionError
 	if errors.As(err, &corrupt) || errors.Is(err, log.ErrSegmentMissing) {

@@ -48,6 +48,11 @@ func errorCode(err error) int16 {
 		return kerr.NotLeaderForPartition.Code
 	case errors.As(err, &corrupt), errors.Is(err, log.ErrSegmentMissing), errors.Is(err, log.ErrCorruptSegment):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrUploadBacklog):
+		// Retriable: nothing was written, and clients retry a storage
+		// error after refreshing metadata, by when space may be freed or
+		// uploads have caught up.
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	}

@@ -98,7 +98,7 @@ func closeNew(parts []*Partition, remove bool) {
 			p.m.logger.Warn("closing unpublished partition", "topic", p.topic, "partition", p.index, "err", err)
 		}
 		if remove {
-			_ = os.RemoveAll(p.dir)
+			_ = p.m.fs.RemoveAll(p.dir)
 		}
 	}
 }
@@ -229,8 +229,8 @@ func (m *Manager) DiskSpace() (total, usable int64, err error) {
 // ends below logStart, so that recovery may remove it. An unsealed file,
 // or one reaching logStart, is kept: DeleteRecords can put the log start
 // in the middle of a segment.
-func sealedBelow(path string, logStart int64) (bool, error) {
-	f, err := os.Open(path)
+func sealedBelow(fsys fileSystem, path string, logStart int64) (bool, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return false, fmt.Errorf("log: open segment %s: %w", path, err)
 	}
@@ -254,10 +254,10 @@ func (p *Partition) retireActive(act *segment) error {
 		act.file.Close()
 		act.file = nil
 		p.segs = p.segs[:len(p.segs)-1]
-		if err := os.Remove(act.path); err != nil {
+		if err := p.m.fs.Remove(act.path); err != nil {
 			return fmt.Errorf("log: remove %s: %w", act.path, err)
 		}
-		return syncDir(filepath.Dir(act.path))
+		return syncDir(p.m.fs, filepath.Dir(act.path))
 	}
 	f := Footer{BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
 		RecordCount: act.records, BatchesLen: act.size}

@@ -46,8 +46,19 @@ type Config struct {
 	// partition (SyncFilesystem, the default on Linux) or one fsync per
 	// partition file (SyncFile).
 	SyncScope SyncScope
+	// MaxUploadBacklog bounds the bytes of sealed segments waiting for
+	// the object store: past it appends fail with ErrUploadBacklog and
+	// write nothing, so an object-store outage cannot fill the disk. Zero
+	// means half of the space available on Dir's file system at Open.
+	// Appends check it before they roll, so the backlog can pass it by at
+	// most one segment per partition.
+	MaxUploadBacklog int64
 	// RetentionInterval is how often retention and age-based rolls run.
 	RetentionInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// fs is the file system of the segments; nil means the operating
+	// system's. Tests set it to inject faults (fs.go).
+	fs fileSystem
 }

@@ -45,7 +45,9 @@
 // and each following at the previous one's baseOffset+lastOffsetDelta+1.
 // Recovery (recoverActiveFile) walks it checking framing, magic, CRC and
 // contiguous offsets, stops at the first short or bad frame, truncates the
-// file there, fsyncs it and logs a warning with the bytes dropped and why.
+// file there and logs a warning with the bytes dropped and why. It fsyncs
+// the file whether or not it truncated: after a kill -9 the intact bytes
+// may be in the page cache only, and a restarted broker answers from them.
 // The in-memory index of an active segment is rebuilt by that walk.
 //
 // # Sealed segments
@@ -94,10 +96,17 @@
 // All CRCs are CRC-32C (Castagnoli): each batch's own CRC covers its bytes
 // from attributes to its end, indexCRC covers the index, footerCRC the
 // footer before it. A sealed segment is valid only when footerCRC and
-// indexCRC match and batchesLen + 16*indexCount + 60 is the object's size;
-// a local file that fails this is treated as an active segment (a sealing
-// torn by a crash) and recovered by scanning. Loading a sealed object also
-// walks every batch's frame and CRC and checks the footer and index
+// indexCRC match and batchesLen + 16*indexCount + 60 is the object's size.
+//
+// Sealing fsyncs the batches, then writes index and footer and fsyncs
+// again, so a footer on disk always vouches for batches on disk. Recovery
+// still walks every batch of a local file with a valid footer and checks
+// it against the footer (verifySealedFile); a file that fails either
+// check is treated as an active segment (a sealing torn by a crash, or
+// damage) and recovered by scanning. The uploader verifies the file the
+// same way before it puts it in the object store and, after the put, reads
+// the object's footer back before the local copy goes. Loading a sealed
+// object walks every batch's frame and CRC and checks the footer and index
 // against them; any mismatch is a *CorruptionError, never skipped.
 //
 // The magic, the version, the layouts above and the CRC polynomial never

@@ -25,4 +25,13 @@ var (
 	ErrClosed = errors.New("log: closed")
 	// ErrSegmentMissing means meta records a segment whose object is gone.
 	ErrSegmentMissing = errors.New("log: segment object missing")
+	// ErrDiskFull means an append found the segment file system full
+	// (ENOSPC or EDQUOT). Nothing was written and the partition stays
+	// writable: the append may be retried once space is freed.
+	ErrDiskFull = errors.New("log: segment file system full")
+	// ErrUploadBacklog means the sealed segments waiting for the object
+	// store have reached Config.MaxUploadBacklog (the store is down or
+	// slow). Nothing was written; the append may be retried once uploads
+	// catch up.
+	ErrUploadBacklog = errors.New("log: too many bytes waiting for upload to the object store")
 )

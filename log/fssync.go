@@ -59,25 +59,35 @@ type fsSyncer struct {
 	err error
 }
 
-// newFSSyncer opens dir for syncfs, or returns nil where the platform has
-// no syncfs that reports errors (every partition then fsyncs its own file).
-func newFSSyncer(dir string, observe func(time.Duration)) (*fsSyncer, error) {
+// newFSSyncer opens dir for syncfs. It returns nil, with the reason, where
+// syncfs cannot be trusted to make appends durable: a platform without
+// syncfs, a kernel whose syncfs does not report writeback errors, or a file
+// system not known to flush on syncfs (syncfsFlushes). Every partition then
+// fsyncs its own file.
+func newFSSyncer(dir string, observe func(time.Duration)) (*fsSyncer, string, error) {
 	if !haveSyncfs || !syncfsReportsErrors() {
-		return nil, nil
+		return nil, "no syncfs that reports writeback errors (Linux 5.8+)", nil
+	}
+	ok, fsName, err := syncfsFlushes(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		return nil, "syncfs is not known to flush on " + fsName, nil
 	}
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("log: open %s for syncfs: %w", dir, err)
+		return nil, "", fmt.Errorf("log: open %s for syncfs: %w", dir, err)
 	}
 	dev, err := deviceOf(dir)
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, "", err
 	}
 	s := &fsSyncer{dir: f, dev: dev, observe: observe}
 	s.sync = func() error { return syncfs(f) }
 	s.cond = sync.NewCond(&s.mu)
-	return s, nil
+	return s, fsName, nil
 }
 
 // wrote hands out the ticket of a write that has just returned.
@@ -115,7 +125,8 @@ func (s *fsSyncer) syncTo(ticket uint64) error {
 }
 
 // covers reports whether a partition directory is on the synced
-// filesystem.
+// filesystem (same device, so the same file system type that
+// newFSSyncer checked).
 func (s *fsSyncer) covers(dir string) (bool, error) {
 	dev, err := deviceOf(dir)
 	return err == nil && dev == s.dev, err

@@ -35,6 +35,9 @@ func needSyncfs(t *testing.T) {
 	if !haveSyncfs || !syncfsReportsErrors() {
 		t.Skip("skipped: this platform has no syncfs that reports writeback errors (Linux 5.8+), so every partition fsyncs its own file")
 	}
+	if ok, name, err := syncfsFlushes(t.TempDir()); err != nil || !ok {
+		t.Skipf("skipped: the test directory's file system (%s, %v) is not one syncfs is trusted on, so every partition fsyncs its own file", name, err)
+	}
 }
 
 // appendAll appends one DeferSync batch to each partition and returns the

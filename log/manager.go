@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 // the background work: uploads, flushes, age-based rolls and retention.
 type Manager struct {
 	cfg     Config
+	fs      fileSystem // cfg.fs
 	logger  *slog.Logger
 	metrics *metrics
 	cache   *segmentCache
@@ -40,13 +40,22 @@ type Manager struct {
 	// before mu and never while holding a partition lock.
 	adminMu sync.Mutex
 
-	// mu guards topics and closed.
+	// mu guards topics, deleting and closed.
 	mu     sync.Mutex
 	topics map[string]*topicState
-	closed bool
+	// deleting holds the names DeleteTopic is deleting: CreateTopic
+	// refuses them meanwhile.
+	deleting map[string]bool
+	closed   bool
 	// topicsGen counts changes to topics and to their meta rows; it is
 	// bumped under mu and read without it (TopicsGeneration).
 	topicsGen atomic.Uint64
+
+	// backlog is the bytes of sealed segments queued or being uploaded;
+	// appends are refused while it is at backlogLimit (upload.go).
+	backlog         atomic.Int64
+	backlogLimit    int64
+	backlogRefusals atomic.Int64
 
 	// upMu guards upQueue; upWake (capacity 1) signals the uploader.
 	upMu    sync.Mutex
@@ -75,15 +84,25 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg: cfg, logger: cfg.Logger, metrics: newMetrics(cfg.Registerer), lock: lock, now: cfg.Now,
-		topics: make(map[string]*topicState), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
+		cfg: cfg, fs: cfg.fs, logger: cfg.Logger, metrics: newMetrics(cfg.Registerer), lock: lock, now: cfg.Now,
+		topics: make(map[string]*topicState), deleting: make(map[string]bool), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	m.cache = newSegmentCache(cfg.CacheBytes, m.metrics)
-	if cfg.SyncScope == SyncFilesystem {
+	m.backlogLimit = cfg.MaxUploadBacklog
+	if m.backlogLimit <= 0 {
+		m.backlogLimit = defaultBacklogLimit(cfg.Dir)
+	}
+	if _, real := cfg.fs.(osFS); real && cfg.SyncScope == SyncFilesystem {
 		observe := func(d time.Duration) { m.metrics.fsyncSeconds.Observe(d.Seconds()) }
-		if m.fss, err = newFSSyncer(cfg.Dir, observe); err != nil {
+		var why string
+		if m.fss, why, err = newFSSyncer(cfg.Dir, observe); err != nil {
 			lock.release()
 			return nil, err
+		}
+		if m.fss == nil {
+			m.logger.Warn("fsync scope filesystem not in force; fsyncing each partition's file instead", "dir", cfg.Dir, "reason", why)
+		} else {
+			m.logger.Info("fsync scope filesystem: one syncfs serves every partition", "dir", cfg.Dir, "filesystem", why)
 		}
 	}
 	topics, err := cfg.Meta.ListTopics(ctx)
@@ -100,13 +119,21 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if err := m.resumeDeletions(ctx); err != nil {
+		m.closePartitions()
+		m.fss.close()
+		lock.release()
+		return nil, err
+	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(newTopicCollector(m, cfg.PerPartitionMetrics))
+		m.registerBacklogMetrics(cfg.Registerer)
 	}
 	m.wg.Add(2)
 	go m.uploader()
 	go m.housekeeper()
-	m.logger.Info("log opened", "dir", cfg.Dir, "topics", len(topics), "cache_bytes", cfg.CacheBytes)
+	m.logger.Info("log opened", "dir", cfg.Dir, "topics", len(topics), "cache_bytes", cfg.CacheBytes,
+		"max_upload_backlog", m.backlogLimit)
 	return m, nil
 }
 
@@ -134,6 +161,9 @@ func applyDefaults(cfg *Config) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.fs == nil {
+		cfg.fs = osFS{}
 	}
 }
 
@@ -168,7 +198,7 @@ func (m *Manager) CreateTopic(ctx context.Context, name string, partitions int32
 	if err := ValidateTopicConfigs(configs); err != nil {
 		return meta.Topic{}, err
 	}
-	if err := m.checkOpen(); err != nil {
+	if err := m.checkCreatable(name); err != nil {
 		return meta.Topic{}, err
 	}
 	t, err := m.cfg.Meta.CreateTopic(ctx, meta.Topic{Name: name, PartitionCount: partitions, Configs: configs, CreatedAt: m.now()})
@@ -183,6 +213,19 @@ func (m *Manager) CreateTopic(ctx context.Context, name string, partitions int32
 	}
 	m.logger.Info("topic created", "topic", name, "id", t.ID, "partitions", partitions)
 	return t, nil
+}
+
+// checkCreatable refuses a name whose topic is being deleted.
+func (m *Manager) checkCreatable(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.deleting[name] {
+		return fmt.Errorf("%w: topic %s is marked for deletion", ErrTopicExists, name)
+	}
+	return nil
 }
 
 func (m *Manager) checkOpen() error {
@@ -267,15 +310,34 @@ func (m *Manager) SetTopicConfigs(ctx context.Context, name string, configs map[
 }
 
 // DeleteTopic removes the topic from meta, closes its partitions, removes
-// its local files and deletes its objects in the background. An internal
-// topic is refused with ErrInternalTopic.
+// its local files and deletes its objects in the background. Meta records
+// the deletion in the same transaction (meta.Store.DeletedTopics) until
+// the objects are gone, so a crash part-way is finished at the next Open.
+// While it runs, creating a topic of the same name is refused, so an
+// auto-create cannot slip a new topic in under the old one's partitions.
+// An internal topic is refused with ErrInternalTopic.
 func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
-	if err := m.checkOpen(); err != nil {
-		return err
-	}
 	if IsInternalTopic(name) {
 		return internalTopicError("delete", name)
 	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	ts, ok := m.topics[name]
+	if !ok || m.deleting[name] {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	m.deleting[name] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.deleting, name)
+		m.mu.Unlock()
+	}()
+
 	t, segs, err := m.cfg.Meta.DeleteTopic(ctx, name)
 	if errors.Is(err, meta.ErrTopicNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
@@ -284,28 +346,55 @@ func (m *Manager) DeleteTopic(ctx context.Context, name string) error {
 		return err
 	}
 	m.mu.Lock()
-	ts := m.topics[name]
-	delete(m.topics, name)
-	m.topicsGen.Add(1)
+	if m.topics[name] == ts {
+		delete(m.topics, name)
+		m.topicsGen.Add(1)
+	}
 	m.mu.Unlock()
-	if ts != nil {
-		for _, p := range ts.parts {
-			if err := p.close(); err != nil {
-				m.logger.Warn("closing deleted partition", "topic", name, "partition", p.index, "err", err)
-			}
+	for _, p := range ts.parts {
+		if err := p.close(); err != nil {
+			m.logger.Warn("closing deleted partition", "topic", name, "partition", p.index, "err", err)
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(m.cfg.Dir, t.ID)); err != nil {
-		m.logger.Warn("removing local files of deleted topic", "topic", name, "err", err)
-	}
+	m.removeTopicDir(t)
 	m.wg.Add(1)
 	go m.deleteObjects(t, segs)
 	m.logger.Info("topic deleted", "topic", name, "id", t.ID)
 	return nil
 }
 
+// removeTopicDir removes a deleted topic's local directory.
+func (m *Manager) removeTopicDir(t meta.Topic) {
+	if err := m.fs.RemoveAll(filepath.Join(m.cfg.Dir, t.ID)); err != nil {
+		m.logger.Warn("removing local files of deleted topic", "topic", t.Name, "err", err)
+		return
+	}
+	if err := syncDir(m.fs, m.cfg.Dir); err != nil {
+		m.logger.Warn("removing local files of deleted topic", "topic", t.Name, "err", err)
+	}
+}
+
+// resumeDeletions finishes the topic deletions that a crash or an object
+// store failure left unfinished (meta.Store.DeletedTopics): local files
+// now, objects in the background.
+func (m *Manager) resumeDeletions(ctx context.Context) error {
+	deleted, err := m.cfg.Meta.DeletedTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("log: list deleted topics: %w", err)
+	}
+	for _, t := range deleted {
+		m.logger.Info("finishing the deletion of a topic", "topic", t.Name, "id", t.ID)
+		m.removeTopicDir(t)
+		m.wg.Add(1)
+		go m.deleteObjects(t, nil)
+	}
+	return nil
+}
+
 // deleteObjects removes a deleted topic's objects: those meta knew of and
-// anything else under its prefixes (uploads that raced the deletion).
+// anything else under its prefixes (uploads that raced the deletion), then
+// tells meta the deletion is complete. Whatever fails is retried at the
+// next Open.
 func (m *Manager) deleteObjects(t meta.Topic, segs []meta.Segment) {
 	defer m.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -317,23 +406,34 @@ func (m *Manager) deleteObjects(t meta.Topic, segs []meta.Segment) {
 		case <-ctx.Done():
 		}
 	}()
+	failed := false
 	for _, s := range segs {
 		m.cache.evict(s.ObjectKey)
 		if err := m.cfg.Objects.Delete(ctx, s.ObjectKey); err != nil {
 			m.logger.Warn("deleting object of deleted topic", "key", s.ObjectKey, "err", err)
+			failed = true
 		}
 	}
 	for i := int32(0); i < t.PartitionCount; i++ {
 		objs, err := m.cfg.Objects.List(ctx, objectPrefix(t.ID, i))
 		if err != nil {
-			m.logger.Warn("listing objects of deleted topic", "topic", t.Name, "err", err)
+			m.logger.Warn("listing objects of deleted topic; the next start retries", "topic", t.Name, "err", err)
 			return
 		}
 		for _, o := range objs {
+			m.cache.evict(o.Key)
 			if err := m.cfg.Objects.Delete(ctx, o.Key); err != nil {
 				m.logger.Warn("deleting object of deleted topic", "key", o.Key, "err", err)
+				failed = true
 			}
 		}
+	}
+	if failed {
+		m.logger.Warn("some objects of a deleted topic remain; the next start retries", "topic", t.Name, "id", t.ID)
+		return
+	}
+	if err := m.cfg.Meta.ForgetDeletedTopic(ctx, t.ID); err != nil {
+		m.logger.Warn("recording that a topic's deletion finished; the next start retries", "topic", t.Name, "err", err)
 	}
 }
 

@@ -31,6 +31,10 @@ type testEnv struct {
 	cacheBytes int64
 	// syncScope is Config.SyncScope ("": the default).
 	syncScope SyncScope
+	// fs is Config.fs (nil: the operating system's); backlog is
+	// Config.MaxUploadBacklog.
+	fs      fileSystem
+	backlog int64
 }
 
 // syncBuffer collects log output from concurrent goroutines.
@@ -80,7 +84,7 @@ func (e *testEnv) open() *Manager {
 		Dir: filepath.Join(e.dir, "segments"), Objects: e.objects, Meta: e.meta,
 		Logger:        slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FlushInterval: time.Hour, RetentionInterval: time.Hour, Now: e.now, CacheBytes: e.cacheBytes,
-		SyncScope: e.syncScope,
+		SyncScope: e.syncScope, fs: e.fs, MaxUploadBacklog: e.backlog,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -308,7 +312,7 @@ func TestRollUploadReadRemoteAndRestart(t *testing.T) {
 	if len(objs) != len(segs) {
 		t.Fatalf("%d objects for %d segments", len(objs), len(segs))
 	}
-	local, _ := localSegmentFiles(p.dir)
+	local, _ := localSegmentFiles(osFS{}, p.dir)
 	if len(local) != 1 {
 		t.Fatalf("local files after upload: %v", local)
 	}

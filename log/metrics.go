@@ -235,3 +235,19 @@ func (m *Manager) openTopics() []openTopic {
 	}
 	return out
 }
+
+// registerBacklogMetrics exports the upload backlog (upload.go).
+func (m *Manager) registerBacklogMetrics(reg prometheus.Registerer) {
+	opts := func(name, help string) prometheus.GaugeOpts {
+		return prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "log", Name: name, Help: help}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(opts("upload_backlog_bytes", "Bytes of sealed segments on local disk waiting for upload to the object store."),
+			func() float64 { return float64(m.backlog.Load()) }),
+		prometheus.NewGaugeFunc(opts("upload_backlog_limit_bytes", "The upload backlog at which appends are refused (max upload backlog)."),
+			func() float64 { return float64(m.backlogLimit) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamhouse", Subsystem: "log", Name: "upload_backlog_refusals_total",
+			Help: "Appends refused because the upload backlog was at its limit."},
+			func() float64 { return float64(m.backlogRefusals.Load()) }),
+	)
+}

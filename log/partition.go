@@ -2,8 +2,8 @@ package log
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 )
@@ -193,12 +193,17 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	if err := p.writableLocked(); err != nil {
 		return AppendResult{}, 0, err
 	}
+	if err := p.m.checkBacklog(); err != nil {
+		return AppendResult{}, 0, err
+	}
 	if err := p.maybeRollLocked(int64(len(data)), now); err != nil {
 		return AppendResult{}, 0, err
 	}
 	// SEAM(idempotence): producer ID / epoch / sequence checks belong here,
-	// under the lock and before offsets are assigned.
-	if dup, isDup, err := p.checkProducersLocked(v.headers, now); err != nil {
+	// under the lock and before offsets are assigned. A duplicate answers
+	// with p.written: what the original append wrote is in it.
+	prod, dup, isDup, err := p.checkProducersLocked(v.headers, now)
+	if err != nil {
 		return AppendResult{}, 0, err
 	} else if isDup {
 		return dup, p.written, nil
@@ -217,14 +222,12 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 		next = v.headers[i].NextOffset()
 	}
 	if _, err := act.file.WriteAt(data, act.size); err != nil {
-		p.writeErr = fmt.Errorf("log: write segment %s: %w", act.path, err)
-		// Best effort: drop a partial write so recovery sees a clean tail.
-		_ = act.file.Truncate(act.size)
-		return AppendResult{}, 0, p.writeErr
+		return AppendResult{}, 0, p.writeFailedLocked(act, err)
 	}
 	if p.fss != nil {
 		p.lastTicket = p.fss.wrote()
 	}
+	p.commitProducersLocked(prod, now.UnixMilli())
 	pos := act.size
 	for i, h := range v.headers {
 		act.index.add(h, act.base, pos)
@@ -252,6 +255,24 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	return res, p.written, nil
 }
 
+// writeFailedLocked handles a failed write of an append to act: the
+// partial write is truncated away. A full file system (ENOSPC, EDQUOT)
+// then leaves the partition as it was and the error is not sticky, so
+// appends succeed again once space is freed; any other failure, or a
+// failed truncate, is sticky.
+func (p *Partition) writeFailedLocked(act *segment, err error) error {
+	werr := fmt.Errorf("log: write segment %s: %w", act.path, err)
+	if terr := act.file.Truncate(act.size); terr != nil {
+		p.writeErr = fmt.Errorf("%w (and truncating the partial write: %v)", werr, terr)
+		return p.writeErr
+	}
+	if isNoSpace(err) {
+		return fmt.Errorf("%w: %w", ErrDiskFull, werr)
+	}
+	p.writeErr = werr
+	return p.writeErr
+}
+
 func (p *Partition) writableLocked() error {
 	if p.closed {
 		return fmt.Errorf("partition %s-%d: %w", p.topic, p.index, ErrClosed)
@@ -260,54 +281,76 @@ func (p *Partition) writableLocked() error {
 }
 
 // maybeRollLocked seals the active segment when n more bytes would take
-// it past segment.bytes, or when it has outlived segment.ms.
+// it past segment.bytes, or when it has outlived segment.ms, and finishes
+// a roll that sealed it but could not create the next one.
 func (p *Partition) maybeRollLocked(n int64, now time.Time) error {
 	act := p.segs[len(p.segs)-1]
 	if act.size == 0 {
 		return nil
 	}
-	if act.size+n <= p.settings.segmentBytes && now.Sub(act.created) < p.settings.segmentAge {
+	if !act.sealed && act.size+n <= p.settings.segmentBytes && now.Sub(act.created) < p.settings.segmentAge {
 		return nil
 	}
 	return p.rollLocked()
 }
 
-// rollLocked seals the active segment (index and footer appended, fsynced),
-// opens a new active segment at the high watermark and queues the sealed
-// one for upload. A failure is sticky.
+// rollLocked seals the active segment (batches fsynced, then index and
+// footer appended and fsynced), opens a new active segment at the high
+// watermark and queues the sealed one for upload. A full file system is
+// not sticky: the segment stays active (or sealed, waiting for the next
+// roll to create its successor) and a later append retries. Any other
+// failure is sticky.
 func (p *Partition) rollLocked() error {
 	act := p.segs[len(p.segs)-1]
 	if act.size == 0 {
 		return nil
 	}
-	f := Footer{
-		BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
-		RecordCount: act.records, BatchesLen: act.size,
+	if !act.sealed {
+		f := Footer{
+			BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
+			RecordCount: act.records, BatchesLen: act.size,
+		}
+		if err := sealFile(act.file, act.size, act.index, f); err != nil {
+			err = fmt.Errorf("log: seal segment %s: %w", act.path, err)
+			if !errors.Is(err, ErrDiskFull) {
+				p.writeErr = err
+			}
+			return err
+		}
+		act.sealed = true
+		p.markSyncedBySealLocked()
+		p.m.enqueueUpload(p, act)
 	}
-	if err := sealFile(act.file, act.size, act.index, f); err != nil {
-		p.writeErr = fmt.Errorf("log: seal segment %s: %w", act.path, err)
-		return p.writeErr
-	}
-	act.sealed = true
-	// sealFile fsynced the old file, and every byte written before it was
-	// in that file: everything written so far is durable.
-	p.syncMu.Lock()
-	p.synced = p.written
-	p.syncCond.Broadcast()
-	p.syncMu.Unlock()
-
-	file, path, err := createSegmentFile(p.dir, p.hwm)
+	file, path, err := createSegmentFile(p.m.fs, p.dir, p.hwm)
 	if err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
 		p.writeErr = err
 		return err
 	}
 	p.segs = append(p.segs, p.newActive(p.hwm, file, path))
 	p.m.metrics.rolls.Inc()
-	p.m.enqueueUpload(p, act)
 	return nil
 }
 
-func (p *Partition) newActive(base int64, f *os.File, path string) *segment {
+// markSyncedBySealLocked records that a seal's fsync made everything
+// written so far durable (every byte written before it was in the sealed
+// file, and earlier segments were fsynced when sealed). Not while another
+// sync runs: the kernel reports a writeback error to one fsync of a file
+// only, so if that sync fails the seal's fsync may have succeeded without
+// the lost bytes, and nothing may be acknowledged on the strength of it.
+// The running sync then decides.
+func (p *Partition) markSyncedBySealLocked() {
+	p.syncMu.Lock()
+	if !p.syncing && p.written > p.synced {
+		p.synced = p.written
+		p.syncCond.Broadcast()
+	}
+	p.syncMu.Unlock()
+}
+
+func (p *Partition) newActive(base int64, f file, path string) *segment {
 	return &segment{
 		base: base, next: base, key: ObjectKey(p.topicID, p.index, base), path: path,
 		maxTs: -1, index: &sparseIndex{interval: defaultIndexInterval}, file: f,
@@ -375,14 +418,15 @@ func (p *Partition) syncActive() error {
 			err = fmt.Errorf("log: fsync segment %s: %w", act.path, err)
 		}
 	}
-	if err != nil {
-		p.mu.Lock()
-		if p.writeErr == nil {
-			p.writeErr = err
-		}
-		err = p.writeErr
-		p.mu.Unlock()
-		return err
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && p.writeErr == nil {
+		p.writeErr = err
+	}
+	if p.writeErr != nil {
+		// Also after a sync that succeeded: a roll's fsync of the same
+		// file may have been the one told of a writeback error.
+		return p.writeErr
 	}
 	p.syncMu.Lock()
 	if mark > p.synced {

@@ -27,8 +27,8 @@ package log
 // The state is rebuilt lazily by the first Append after the partition is
 // opened, outside the partition lock: load the newest valid snapshot file
 // at or below the high watermark, then read every batch header from its
-// offset (or, without a snapshot, from the active segment's base) to the
-// high watermark through Read, so sealed and uploaded segments are covered
+// offset (or, without a snapshot, from the log start offset) to the high
+// watermark through Read, so sealed and uploaded segments are covered
 // too. Appends wait for the rebuild; readers do not.
 //
 // A snapshot is written, under the partition lock, by the first append that
@@ -200,24 +200,34 @@ func checkBatch(e *producerEntry, h BatchHeader) (*producerBatch, error) {
 	return nil, nil
 }
 
+// producerUpdate is what an append records in the producer table once
+// its write succeeded: one producer batch, or for a multi-batch append
+// the staged entries.
+type producerUpdate struct {
+	staged map[int64]*producerEntry
+	id     int64 // -1: no single batch to record
+	epoch  int16
+	batch  producerBatch
+}
+
 // checkProducersLocked runs at SEAM(idempotence) in appendData: it checks
-// the producer batches of an append and records them, with the offsets the
-// append is about to assign. dup is true when the append is a retry of a
+// the producer batches of an append, with the offsets the append is about
+// to assign, and returns the update to apply with commitProducersLocked
+// once the write succeeded (a failed write, such as a full disk, must
+// leave the table as it was). dup is true when the append is a retry of a
 // batch already in the log: res then holds that batch's offsets and the
-// caller must write nothing. Recording before the write is safe: a failed
-// write makes the partition refuse every later append.
-func (p *Partition) checkProducersLocked(hs []BatchHeader, now time.Time) (res AppendResult, dup bool, err error) {
+// caller must write nothing.
+func (p *Partition) checkProducersLocked(hs []BatchHeader, now time.Time) (u producerUpdate, res AppendResult, dup bool, err error) {
+	u.id = -1
 	st := p.prod.state
 	if st == nil {
-		return AppendResult{}, false, fmt.Errorf("log: %s-%d: producer state not loaded", p.topic, p.index)
+		return u, AppendResult{}, false, fmt.Errorf("log: %s-%d: producer state not loaded", p.topic, p.index)
 	}
 	p.maybeSnapshotProducersLocked(st, now)
-	nowMs := now.UnixMilli()
 	appendTime := int64(-1)
 	if p.settings.logAppendTime {
-		appendTime = nowMs
+		appendTime = now.UnixMilli()
 	}
-	var staged map[int64]*producerEntry // copies for multi-batch appends
 	next := p.hwm
 	for _, h := range hs {
 		base := next
@@ -227,34 +237,49 @@ func (p *Partition) checkProducersLocked(hs []BatchHeader, now time.Time) (res A
 		}
 		e := st.producers[h.ProducerID]
 		if len(hs) > 1 {
-			e = stagedEntry(&staged, st, h.ProducerID)
+			e = stagedEntry(&u.staged, st, h.ProducerID)
 		}
 		orig, err := checkBatch(e, h)
 		if err != nil {
-			return AppendResult{}, false, err
+			return u, AppendResult{}, false, err
 		}
 		if orig != nil {
 			if len(hs) > 1 {
-				return AppendResult{}, false, fmt.Errorf("%w: producer %d sequence %d repeats a batch inside a multi-batch append", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
+				return u, AppendResult{}, false, fmt.Errorf("%w: producer %d sequence %d repeats a batch inside a multi-batch append", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
 			}
-			return AppendResult{BaseOffset: orig.firstOffset, LastOffset: orig.lastOffset,
+			return u, AppendResult{BaseOffset: orig.firstOffset, LastOffset: orig.lastOffset,
 				LogAppendTime: orig.appendTime, LogStartOffset: p.logStart, Duplicate: true}, true, nil
+		}
+		b := producerBatch{firstSeq: h.BaseSequence, lastSeq: batchLastSeq(h),
+			firstOffset: base, lastOffset: next - 1, appendTime: appendTime}
+		if len(hs) == 1 {
+			u.id, u.epoch, u.batch = h.ProducerID, h.ProducerEpoch, b
+			continue
 		}
 		if e == nil {
 			e = &producerEntry{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, producerBatchesKept)}
-			if staged != nil {
-				staged[h.ProducerID] = e
-			} else {
-				st.producers[h.ProducerID] = e
-			}
+			u.staged[h.ProducerID] = e
 		}
-		e.add(h.ProducerEpoch, producerBatch{firstSeq: h.BaseSequence, lastSeq: batchLastSeq(h),
-			firstOffset: base, lastOffset: next - 1, appendTime: appendTime}, nowMs)
+		e.add(h.ProducerEpoch, b, now.UnixMilli())
 	}
-	for id, e := range staged {
+	return u, AppendResult{}, false, nil
+}
+
+// commitProducersLocked applies what checkProducersLocked returned.
+func (p *Partition) commitProducersLocked(u producerUpdate, nowMs int64) {
+	st := p.prod.state
+	if u.id >= 0 {
+		e := st.producers[u.id]
+		if e == nil {
+			e = &producerEntry{epoch: u.epoch, batches: make([]producerBatch, 0, producerBatchesKept)}
+			st.producers[u.id] = e
+		}
+		e.add(u.epoch, u.batch, nowMs)
+	}
+	for id, e := range u.staged {
+		e.lastSeen = nowMs
 		st.producers[id] = e
 	}
-	return AppendResult{}, false, nil
 }
 
 // stagedEntry returns a private copy of a producer's entry for a
@@ -292,7 +317,7 @@ func (p *Partition) maybeSnapshotProducersLocked(st *producerState, now time.Tim
 		}
 	}
 	st.snapOffset = p.hwm
-	if err := writeProducerSnapshot(p.dir, p.hwm, st.producers); err != nil {
+	if err := writeProducerSnapshot(p.m.fs, p.dir, p.hwm, st.producers); err != nil {
 		p.m.logger.Warn("writing producer state snapshot failed; a restart will scan further back",
 			"topic", p.topic, "partition", p.index, "offset", p.hwm, "err", err)
 	}
@@ -310,14 +335,18 @@ func (p *Partition) loadProducers(ctx context.Context) error {
 		return nil
 	}
 	p.mu.Lock()
-	logStart, hwm, activeBase := p.logStart, p.hwm, p.segs[len(p.segs)-1].base
+	logStart, hwm := p.logStart, p.hwm
 	p.mu.Unlock()
 
-	st, err := loadProducerSnapshot(p.dir, hwm, p.m.logger)
+	st, err := loadProducerSnapshot(p.m.fs, p.dir, hwm, p.m.logger)
 	if err != nil {
 		return err
 	}
-	from := activeBase
+	// Without a snapshot (lost, damaged, or never written because its
+	// write failed) the whole log is scanned: the last batches of a
+	// producer may lie in any sealed segment, and a retry of one of them
+	// must still be answered as a duplicate.
+	from := logStart
 	if st.snapOffset >= 0 {
 		from = st.snapOffset
 	}
@@ -379,14 +408,14 @@ func (p *Partition) scanProducers(ctx context.Context, st *producerState, from, 
 }
 
 // producerSnapshots lists the snapshot offsets in dir, newest first.
-func producerSnapshots(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func producerSnapshots(fsys fileSystem, dir string) ([]int64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("log: list %s: %w", dir, err)
 	}
 	var offs []int64
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), producerSnapSuffix)
+	for _, n := range names {
+		name, ok := strings.CutSuffix(n, producerSnapSuffix)
 		if !ok {
 			continue
 		}
@@ -405,8 +434,8 @@ func producerSnapPath(dir string, offset int64) string {
 // loadProducerSnapshot returns the state of the newest valid snapshot at or
 // below hwm (snapOffset -1 and no producers when there is none). Snapshots
 // above hwm are deleted; damaged ones are skipped with a warning.
-func loadProducerSnapshot(dir string, hwm int64, logger *slog.Logger) (*producerState, error) {
-	offs, err := producerSnapshots(dir)
+func loadProducerSnapshot(fsys fileSystem, dir string, hwm int64, logger *slog.Logger) (*producerState, error) {
+	offs, err := producerSnapshots(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -414,12 +443,12 @@ func loadProducerSnapshot(dir string, hwm int64, logger *slog.Logger) (*producer
 		path := producerSnapPath(dir, off)
 		if off > hwm {
 			logger.Warn("removing producer snapshot above the high watermark", "path", path, "high_watermark", hwm)
-			if err := os.Remove(path); err != nil {
+			if err := fsys.Remove(path); err != nil {
 				return nil, fmt.Errorf("log: remove %s: %w", path, err)
 			}
 			continue
 		}
-		data, err := os.ReadFile(path)
+		data, err := readWholeFile(fsys, path)
 		if err != nil {
 			return nil, fmt.Errorf("log: read %s: %w", path, err)
 		}
@@ -527,14 +556,14 @@ func decodeProducerSnapshot(b []byte) (*producerState, error) {
 
 // writeProducerSnapshot writes a snapshot durably (temp file, fsync,
 // rename, directory fsync) and removes all but the newest kept ones.
-func writeProducerSnapshot(dir string, offset int64, producers map[int64]*producerEntry) error {
+func writeProducerSnapshot(fsys fileSystem, dir string, offset int64, producers map[int64]*producerEntry) error {
 	path := producerSnapPath(dir, offset)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("log: create %s: %w", tmp, err)
 	}
-	_, err = f.Write(encodeProducerSnapshot(offset, producers))
+	_, err = f.WriteAt(encodeProducerSnapshot(offset, producers), 0)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -542,22 +571,22 @@ func writeProducerSnapshot(dir string, offset int64, producers map[int64]*produc
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp) //nolint:errcheck // best effort: the error below is what matters
 		return fmt.Errorf("log: write %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fsys, dir); err != nil {
 		return err
 	}
-	offs, err := producerSnapshots(dir)
+	offs, err := producerSnapshots(fsys, dir)
 	if err != nil {
 		return err
 	}
 	for i, o := range offs {
 		if i >= producerSnapsKept {
-			if err := os.Remove(producerSnapPath(dir, o)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := fsys.Remove(producerSnapPath(dir, o)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("log: remove old producer snapshot: %w", err)
 			}
 		}

@@ -148,7 +148,7 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 		}},
 		{"snapshot lost", func(t *testing.T, _ *testEnv, p *Partition) {
 			runIdemSteps(t, p, []idemStep{{pid: 9, seq: 0, n: 1, wantBase: 5}})
-			offs, err := producerSnapshots(p.dir)
+			offs, err := producerSnapshots(osFS{}, p.dir)
 			if err != nil || len(offs) == 0 {
 				t.Fatalf("snapshots %v, %v", offs, err)
 			}
@@ -191,7 +191,7 @@ func TestProducerStateAfterUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Remove every snapshot: the rebuild must read the uploaded segment.
-	offs, _ := producerSnapshots(p.dir)
+	offs, _ := producerSnapshots(osFS{}, p.dir)
 	for _, o := range offs {
 		os.Remove(producerSnapPath(p.dir, o))
 	}
@@ -278,11 +278,11 @@ func FuzzDecodeProducerSnapshot(f *testing.F) {
 func TestProducerSnapshotsPruned(t *testing.T) {
 	dir := t.TempDir()
 	for _, off := range []int64{5, 10, 20} {
-		if err := writeProducerSnapshot(dir, off, nil); err != nil {
+		if err := writeProducerSnapshot(osFS{}, dir, off, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	offs, err := producerSnapshots(dir)
+	offs, err := producerSnapshots(osFS{}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

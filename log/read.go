@@ -86,7 +86,22 @@ func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadR
 	if err == nil {
 		p.stats.countRead(data)
 	}
+	if errors.Is(err, ErrSegmentMissing) {
+		err = p.belowLogStart(offset, err)
+	}
 	return res, err
+}
+
+// belowLogStart turns a missing segment into ErrOffsetOutOfRange when
+// retention or DeleteRecords moved the log start past offset while the
+// read ran: the object went with it, and the client must be told to reset
+// its position, not that storage failed.
+func (p *Partition) belowLogStart(offset int64, err error) error {
+	if logStart := p.logStartSnapshot(); offset < logStart {
+		return fmt.Errorf("%w: offset %d below the log start %d of %s-%d (deleted while read)",
+			ErrOffsetOutOfRange, offset, logStart, p.topic, p.index)
+	}
+	return err
 }
 
 func (p *Partition) planRead(offset int64) (readPlan, ReadResult, error) {
@@ -114,11 +129,16 @@ func (p *Partition) planRead(offset int64) (readPlan, ReadResult, error) {
 	return plan, res, nil
 }
 
-// segmentForLocked returns the segment holding offset (logStart <= offset < hwm).
+// segmentForLocked returns the segment holding offset (logStart <= offset
+// < hwm), or when offset falls in a hole between segments (records lost
+// to damage) the next segment, whose first batch a read then returns.
 func (p *Partition) segmentForLocked(offset int64) *segment {
 	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > offset })
 	if i == 0 {
 		return p.segs[0]
+	}
+	if s := p.segs[i-1]; offset >= s.next && i < len(p.segs) {
+		return p.segs[i]
 	}
 	return p.segs[i-1]
 }
@@ -133,19 +153,15 @@ func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte
 	if f == nil {
 		return nil, nil, false, nil
 	}
-	var hdr [batchHeaderLen]byte
 	pos := plan.pos
 	var first BatchHeader
 	for {
 		if pos >= plan.limit {
 			return nil, nil, true, nil
 		}
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			return nil, nil, true, p.corrupt(plan.seg, pos, err)
-		}
-		h, err := ParseBatchHeader(hdr[:])
+		h, err := p.localHeader(plan.seg, f, pos, plan.limit)
 		if err != nil {
-			return nil, nil, true, p.corrupt(plan.seg, pos, err)
+			return nil, nil, true, err
 		}
 		if h.NextOffset() > offset {
 			first = h
@@ -173,6 +189,25 @@ func (p *Partition) readLocal(plan readPlan, offset int64, maxBytes int) ([]byte
 
 func (p *Partition) corrupt(s *segment, pos int64, cause error) error {
 	return &CorruptionError{Segment: s.path, Offset: pos, Cause: cause}
+}
+
+// localHeader reads the header of the batch at pos in s's local file f,
+// whose batches end at limit. The batch must fit between pos and limit
+// with at least a header's length, so that every walk over a local file
+// makes progress: a damaged length is a *CorruptionError, never a loop.
+func (p *Partition) localHeader(s *segment, f file, pos, limit int64) (BatchHeader, error) {
+	var hdr [batchHeaderLen]byte
+	if _, err := f.ReadAt(hdr[:], pos); err != nil {
+		return BatchHeader{}, p.corrupt(s, pos, err)
+	}
+	h, err := ParseBatchHeader(hdr[:])
+	if err != nil {
+		return h, p.corrupt(s, pos, err)
+	}
+	if h.Length < minBatchLength || int64(h.Size()) > limit-pos {
+		return h, p.corrupt(s, pos, fmt.Errorf("batch length %d out of range (%d bytes to the end of the batches)", h.Length, limit-pos))
+	}
+	return h, nil
 }
 
 // wholeBatchesLen returns the length of the longest prefix of b made of
@@ -308,6 +343,9 @@ func (p *Partition) searchTime(ctx context.Context, cands []timeCand, ts, logSta
 		size := c.seg.size // the object's size once remote
 		p.mu.Unlock()
 		off, t, hit, err := p.m.offsetForTimeSealed(ctx, c.seg.key, size, ts)
+		if errors.Is(err, ErrSegmentMissing) && c.seg.next <= p.logStartSnapshot() {
+			continue // deleted by retention while searched: nothing there counts
+		}
 		if err != nil {
 			return 0, 0, false, err
 		}
@@ -329,14 +367,10 @@ func (p *Partition) scanLocalForTime(s *segment, pos, limit, ts int64) ([]Record
 	if s.file == nil {
 		return nil, false, nil
 	}
-	var hdr [batchHeaderLen]byte
 	for pos < limit {
-		if _, err := s.file.ReadAt(hdr[:], pos); err != nil {
-			return nil, true, p.corrupt(s, pos, err)
-		}
-		h, err := ParseBatchHeader(hdr[:])
+		h, err := p.localHeader(s, s.file, pos, limit)
 		if err != nil {
-			return nil, true, p.corrupt(s, pos, err)
+			return nil, true, err
 		}
 		if h.MaxTimestamp >= ts {
 			buf := make([]byte, h.Size())

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +29,8 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 		wake:     make(chan struct{}),
 	}
 	p.syncCond = sync.NewCond(&p.syncMu)
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("log: create partition dir %s: %w", p.dir, err)
+	if err := mkdirDurable(m.fs, p.dir); err != nil {
+		return nil, err
 	}
 	if m.fss != nil {
 		same, err := m.fss.covers(p.dir)
@@ -54,7 +55,7 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 		recorded[r.BaseOffset] = r
 		p.segs = append(p.segs, remoteSegment(r))
 	}
-	if err := p.recoverLocal(recorded); err != nil {
+	if err := p.recoverLocal(ctx, recorded); err != nil {
 		p.closeFiles()
 		return nil, err
 	}
@@ -82,14 +83,13 @@ func remoteSegment(r meta.Segment) *segment {
 }
 
 // localSegmentFiles lists the partition's segment files by base offset.
-func localSegmentFiles(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func localSegmentFiles(fsys fileSystem, dir string) ([]int64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("log: list %s: %w", dir, err)
 	}
 	var bases []int64
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasSuffix(name, ".log") {
 			continue
 		}
@@ -104,33 +104,37 @@ func localSegmentFiles(dir string) ([]int64, error) {
 }
 
 // recoverLocal opens every local segment file. A file with a valid footer
-// is sealed: already uploaded (meta has it) -> removed, else queued for
-// upload. A file without one is an active segment: its torn tail is
-// truncated; if it is not the last file it is sealed now.
-func (p *Partition) recoverLocal(recorded map[int64]meta.Segment) error {
-	bases, err := localSegmentFiles(p.dir)
+// and batches that match it is sealed: already uploaded (meta has it and
+// the object is there) -> removed, else queued for upload. Any other file
+// is an active segment: its torn tail is truncated; if it is not the last
+// file it is sealed now. Every file kept is fsynced before the partition
+// serves, so that nothing a client is told about after a restart (a
+// duplicate retry, a read) rests on bytes only in the page cache.
+func (p *Partition) recoverLocal(ctx context.Context, recorded map[int64]meta.Segment) error {
+	bases, err := localSegmentFiles(p.m.fs, p.dir)
 	if err != nil {
 		return err
 	}
 	for i, base := range bases {
 		path := filepath.Join(p.dir, segmentFileName(base))
-		if _, ok := recorded[base]; ok {
-			p.m.logger.Info("removing local copy of uploaded segment", "path", path)
-			if err := os.Remove(path); err != nil {
-				return fmt.Errorf("log: remove %s: %w", path, err)
+		if r, ok := recorded[base]; ok {
+			gone, err := p.dropUploadedCopy(ctx, path, r)
+			if err != nil {
+				return err
 			}
-			continue
-		}
-		if base < p.logStart {
+			if gone {
+				continue
+			}
+		} else if base < p.logStart {
 			// DeleteRecords can move the log start into a segment: only
 			// a sealed file that ends below it is wholly deleted.
-			below, err := sealedBelow(path, p.logStart)
+			below, err := sealedBelow(p.m.fs, path, p.logStart)
 			if err != nil {
 				return err
 			}
 			if below {
 				p.m.logger.Warn("removing local segment below the log start offset", "path", path, "log_start", p.logStart)
-				if err := os.Remove(path); err != nil {
+				if err := p.m.fs.Remove(path); err != nil {
 					return fmt.Errorf("log: remove %s: %w", path, err)
 				}
 				continue
@@ -148,15 +152,103 @@ func (p *Partition) recoverLocal(recorded map[int64]meta.Segment) error {
 	return nil
 }
 
+// dropUploadedCopy handles the local file of a segment meta records as
+// uploaded. The file is removed only once the object is known to hold the
+// same segment (its footer matches the file's). When the object is missing
+// or differs, the file is kept and takes the remote entry's place, so it is
+// uploaded again; when the store cannot be asked, the file stays for the
+// next start. gone reports that the file was removed or set aside.
+func (p *Partition) dropUploadedCopy(ctx context.Context, path string, r meta.Segment) (gone bool, err error) {
+	same, err := p.m.objectMatchesFile(ctx, r.ObjectKey, path)
+	switch {
+	case err == nil && same:
+		p.m.logger.Info("removing local copy of uploaded segment", "path", path)
+		if err := p.m.fs.Remove(path); err != nil {
+			return false, fmt.Errorf("log: remove %s: %w", path, err)
+		}
+		return true, nil
+	case err != nil && !errors.Is(err, objstore.ErrNotFound):
+		p.m.logger.Warn("cannot check the uploaded object of a local segment; keeping the local copy until the next start",
+			"path", path, "key", r.ObjectKey, "err", err)
+		return true, nil
+	}
+	p.m.logger.Error("segment recorded in meta is missing or different in the object store; uploading it again from the local copy",
+		"path", path, "key", r.ObjectKey, "err", err)
+	for i, s := range p.segs {
+		if s.base == r.BaseOffset && s.remote {
+			p.segs = append(p.segs[:i], p.segs[i+1:]...)
+			break
+		}
+	}
+	return false, nil
+}
+
+// objectMatchesFile reports whether the object at key ends with the same
+// footer as the sealed local file at path: same size, same batches (the
+// footer covers their offsets, count and the index CRC). A missing object
+// is an error wrapping objstore.ErrNotFound.
+func (m *Manager) objectMatchesFile(ctx context.Context, key, path string) (bool, error) {
+	f, err := m.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return false, fmt.Errorf("log: open %s: %w", path, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil || size < footerLen {
+		return false, err
+	}
+	local := make([]byte, footerLen)
+	if _, err := f.ReadAt(local, size-footerLen); err != nil {
+		return false, fmt.Errorf("log: read footer of %s: %w", path, err)
+	}
+	return m.objectHasFooter(ctx, key, size, local)
+}
+
+// objectHasFooter reports whether the object at key is size bytes long and
+// ends with footer.
+func (m *Manager) objectHasFooter(ctx context.Context, key string, size int64, footer []byte) (bool, error) {
+	remote, err := m.cfg.Objects.GetRange(ctx, key, size-footerLen, footerLen+1)
+	if err != nil {
+		if errors.Is(err, objstore.ErrPermanent) {
+			return false, nil // shorter than size
+		}
+		return false, err
+	}
+	return bytes.Equal(remote, footer), nil
+}
+
 func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segment, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := p.m.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("log: open segment %s: %w", path, err)
 	}
+	s, err := p.recoverSegmentFile(f, base, last)
+	if err != nil || s == nil {
+		f.Close()
+	}
+	return s, err
+}
+
+// recoverSegmentFile turns an open local segment file into a segment: a
+// sealed one (verified, fsynced and queued for upload), the recovered
+// active one (last), or nil for an empty file that is not the last.
+func (p *Partition) recoverSegmentFile(f file, base int64, last bool) (*segment, error) {
+	path := f.Name()
 	footer, sealed, err := readFooterFile(f)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("log: read footer of %s: %w", path, err)
+	}
+	if sealed {
+		if err := verifySealedFile(f, footer); err != nil {
+			if !errors.Is(err, ErrCorruptSegment) {
+				return nil, err
+			}
+			// Only a seal torn by a power loss, or damage, gets here:
+			// the footer vouches for batches that are not all there.
+			p.m.logger.Warn("sealed segment's batches do not match its footer; recovering it as an active segment",
+				"path", path, "err", err)
+			sealed = false
+		}
 	}
 	s := &segment{base: base, key: ObjectKey(p.topicID, p.index, base), path: path, file: f, maxTs: -1}
 	if sealed {
@@ -165,18 +257,21 @@ func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segme
 			// Indexes are disposable: rebuild it from the batches and re-seal.
 			p.m.logger.Warn("sealed segment index is bad; rebuilding it from the batches", "path", path, "err", err)
 			if idx, err = rebuildSealedIndex(f, base, footer); err != nil {
-				f.Close()
 				return nil, err
 			}
+		}
+		// A kill -9 during the seal's fsync leaves it in the page cache
+		// only: make it durable before anything relies on it.
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("log: fsync recovered segment %s: %w", path, err)
 		}
 		s.next, s.size, s.maxTs, s.records = footer.LastOffset+1, footer.BatchesLen, footer.MaxTimestamp, footer.RecordCount
 		s.index, s.sealed = idx, true
 		p.m.enqueueUpload(p, s)
 		return s, nil
 	}
-	res, err := recoverActiveFile(path, base, p.m.logger)
+	res, err := recoverActiveFile(f, base, p.m.logger)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	s.size, s.maxTs, s.records, s.index = res.ValidBytes, res.MaxTimestamp, res.RecordCount, res.Index
@@ -187,15 +282,13 @@ func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segme
 	s.created = p.m.now()
 	if last || s.size == 0 {
 		if s.size == 0 && !last {
-			f.Close()
-			return nil, os.Remove(path)
+			return nil, p.m.fs.Remove(path)
 		}
 		return s, nil
 	}
 	// An unsealed segment that is not the last: seal it now.
 	if err := sealFile(f, s.size, s.index, Footer{BaseOffset: base, LastOffset: s.next - 1,
 		MaxTimestamp: s.maxTs, RecordCount: s.records, BatchesLen: s.size}); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("log: seal recovered segment %s: %w", path, err)
 	}
 	s.sealed = true
@@ -204,7 +297,7 @@ func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segme
 }
 
 // readIndexFile reads a sealed local segment's index.
-func readIndexFile(f *os.File, footer Footer) (*sparseIndex, error) {
+func readIndexFile(f file, footer Footer) (*sparseIndex, error) {
 	buf := make([]byte, int64(footer.IndexCount)*16)
 	if _, err := f.ReadAt(buf, footer.BatchesLen); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -221,7 +314,7 @@ func readIndexFile(f *os.File, footer Footer) (*sparseIndex, error) {
 
 // rebuildSealedIndex scans a sealed file's batch region, which must be
 // intact, and rewrites its index and footer.
-func rebuildSealedIndex(f *os.File, base int64, footer Footer) (*sparseIndex, error) {
+func rebuildSealedIndex(f file, base int64, footer Footer) (*sparseIndex, error) {
 	res, err := scanBatches(io.NewSectionReader(f, 0, footer.BatchesLen), base, defaultIndexInterval)
 	if err != nil {
 		return nil, fmt.Errorf("log: rescan %s: %w", f.Name(), err)
@@ -238,6 +331,9 @@ func rebuildSealedIndex(f *os.File, base int64, footer Footer) (*sparseIndex, er
 // openActive makes sure the last segment is an unsealed local one, and
 // sets the high watermark.
 func (p *Partition) openActive() error {
+	if err := p.dropEmptySuccessor(); err != nil {
+		return err
+	}
 	next := p.logStart
 	if n := len(p.segs); n > 0 && p.segs[n-1].next > next {
 		next = p.segs[n-1].next
@@ -251,12 +347,38 @@ func (p *Partition) openActive() error {
 			return err
 		}
 	}
-	f, path, err := createSegmentFile(p.dir, next)
+	f, path, err := createSegmentFile(p.m.fs, p.dir, next)
 	if err != nil {
 		return err
 	}
 	p.segs = append(p.segs, p.newActive(next, f, path))
 	return nil
+}
+
+// dropEmptySuccessor removes an empty active segment that starts past
+// the end of the segment before it. Recovery cut the tail off that earlier
+// segment (only records never acknowledged with acks=all can be there,
+// since a seal fsyncs the batches first), and the empty segment would
+// leave a hole in the offsets: the log continues where the intact records
+// end instead.
+func (p *Partition) dropEmptySuccessor() error {
+	n := len(p.segs)
+	if n < 2 {
+		return nil
+	}
+	last, prev := p.segs[n-1], p.segs[n-2]
+	if last.sealed || last.file == nil || last.size != 0 || prev.next >= last.base || prev.next < p.logStart {
+		return nil
+	}
+	p.m.logger.Warn("records after a recovered segment's intact prefix are lost; the log continues at its end",
+		"path", last.path, "segment_base", last.base, "log_end", prev.next)
+	last.file.Close()
+	last.file = nil
+	p.segs = p.segs[:n-1]
+	if err := p.m.fs.Remove(last.path); err != nil {
+		return fmt.Errorf("log: remove %s: %w", last.path, err)
+	}
+	return syncDir(p.m.fs, p.dir)
 }
 
 // reconcile compares the object store with meta and logs every mismatch:

@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -66,19 +67,15 @@ func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen in
 	if plan.limit-plan.pos < int64(minLen) {
 		return nil, nil
 	}
-	var hdr [batchHeaderLen]byte
 	var first BatchHeader
 	pos := plan.pos
 	for {
 		if pos >= plan.limit {
 			return nil, nil
 		}
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			return nil, p.corrupt(plan.seg, pos, err)
-		}
-		h, err := ParseBatchHeader(hdr[:])
+		h, err := p.localHeader(plan.seg, f, pos, plan.limit)
 		if err != nil {
-			return nil, p.corrupt(plan.seg, pos, err)
+			return nil, err
 		}
 		if h.NextOffset() > offset {
 			first = h
@@ -118,22 +115,18 @@ const maxRegionWalk = 64
 // plan.limit if the rest fits in maxBytes, else after the last whole batch
 // within maxBytes (at least the first batch, as Read does), with the offset
 // after it. ok is false when that takes more than maxRegionWalk headers.
-func (p *Partition) regionEnd(f *os.File, plan readPlan, pos int64, first BatchHeader, maxBytes int) (end, next int64, ok bool, err error) {
+func (p *Partition) regionEnd(f file, plan readPlan, pos int64, first BatchHeader, maxBytes int) (end, next int64, ok bool, err error) {
 	if plan.limit-pos <= int64(maxBytes) {
 		return plan.limit, plan.next, true, nil
 	}
 	end, next = pos+int64(first.Size()), first.NextOffset()
-	var hdr [batchHeaderLen]byte
 	for range maxRegionWalk {
 		if end >= plan.limit {
 			return end, next, true, nil
 		}
-		if _, err := f.ReadAt(hdr[:], end); err != nil {
-			return 0, 0, false, p.corrupt(plan.seg, end, err)
-		}
-		h, err := ParseBatchHeader(hdr[:])
+		h, err := p.localHeader(plan.seg, f, end, plan.limit)
 		if err != nil {
-			return 0, 0, false, p.corrupt(plan.seg, end, err)
+			return 0, 0, false, err
 		}
 		if end+int64(h.Size())-pos > int64(maxBytes) {
 			return end, next, true, nil
@@ -143,8 +136,13 @@ func (p *Partition) regionEnd(f *os.File, plan readPlan, pos int64, first BatchH
 	return 0, 0, false, nil
 }
 
-// dupFile duplicates f's descriptor (close-on-exec).
-func dupFile(f *os.File) (*os.File, error) {
+// dupFile duplicates f's descriptor (close-on-exec). Only a file of the
+// operating system has one.
+func dupFile(ff file) (*os.File, error) {
+	f, ok := ff.(osFile)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err

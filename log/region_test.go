@@ -89,7 +89,7 @@ func TestReadRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUploaded(t, m, p)
-	if local, _ := localSegmentFiles(p.dir); len(local) != 1 {
+	if local, _ := localSegmentFiles(osFS{}, p.dir); len(local) != 1 {
 		t.Fatalf("local files after upload: %v", local)
 	}
 	got := make([]byte, res.Region.Len)

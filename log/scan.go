@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"os"
 )
 
 // scanBufferSize is the read buffer of a recovery scan.
@@ -152,36 +151,40 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// recoverActiveFile scans the active segment file at path and, when its
-// tail is torn or bad, truncates it to the intact prefix, fsyncs it and
-// logs a warning with what was dropped and why. It never drops silently.
-func recoverActiveFile(path string, segBase int64, logger *slog.Logger) (scanResult, error) {
+// recoverActiveFile scans the active segment file f and, when its tail is
+// torn or bad, truncates it to the intact prefix and logs a warning with
+// what was dropped and why; it never drops silently. It fsyncs f either
+// way: after a kill -9 the intact prefix may be in the page cache only,
+// and nothing may rest on it (a duplicate retry answered from it, the
+// group commit's count of synced bytes) until it is durable.
+func recoverActiveFile(f file, segBase int64, logger *slog.Logger) (scanResult, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	path := f.Name()
+	size, err := f.Size()
 	if err != nil {
 		return scanResult{}, fmt.Errorf("log: recover segment %s: %w", path, err)
 	}
-	defer f.Close()
-	res, err := scanBatches(f, segBase, defaultIndexInterval)
+	res, err := scanBatches(io.NewSectionReader(f, 0, size), segBase, defaultIndexInterval)
 	if err != nil {
 		return res, fmt.Errorf("log: recover segment %s: %w", path, err)
 	}
-	if res.Dropped == 0 {
-		return res, nil
-	}
-	if err := f.Truncate(res.ValidBytes); err != nil {
-		return res, fmt.Errorf("log: recover segment %s: truncate to %d: %w", path, res.ValidBytes, err)
+	if res.Dropped > 0 {
+		if err := f.Truncate(res.ValidBytes); err != nil {
+			return res, fmt.Errorf("log: recover segment %s: truncate to %d: %w", path, res.ValidBytes, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return res, fmt.Errorf("log: recover segment %s: fsync: %w", path, err)
 	}
-	logger.Warn("log: truncated damaged tail of active segment",
-		slog.String("segment", path),
-		slog.Int64("valid_bytes", res.ValidBytes),
-		slog.Int64("dropped_bytes", res.Dropped),
-		slog.Int("intact_batches", res.Batches),
-		slog.Any("cause", res.Cause))
+	if res.Dropped > 0 {
+		logger.Warn("log: truncated damaged tail of active segment",
+			slog.String("segment", path),
+			slog.Int64("valid_bytes", res.ValidBytes),
+			slog.Int64("dropped_bytes", res.Dropped),
+			slog.Int("intact_batches", res.Batches),
+			slog.Any("cause", res.Cause))
+	}
 	return res, nil
 }

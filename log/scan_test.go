@@ -167,7 +167,7 @@ func formatCheckRecovery(t *testing.T, damaged, want []byte, keep int, cause err
 		t.Fatal(err)
 	}
 	var logs formatLogBuffer
-	res, err := recoverActiveFile(path, 5000, slog.New(slog.NewTextHandler(&logs, nil)))
+	res, err := recoverPath(path, 5000, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +199,24 @@ func formatCheckRecovery(t *testing.T, damaged, want []byte, keep int, cause err
 		}
 	}
 	// Recovery is idempotent: a second pass finds nothing to drop.
-	again, err := recoverActiveFile(path, 5000, formatDiscardLogger())
+	again, err := recoverPath(path, 5000, formatDiscardLogger())
 	if err != nil || again.Dropped != 0 || again.Batches != keep {
 		t.Fatalf("second recovery: %+v, %v", again, err)
 	}
 }
 
 func TestRecoverActiveFileMissing(t *testing.T) {
-	if _, err := recoverActiveFile(filepath.Join(t.TempDir(), "nope.log"), 0, nil); !errors.Is(err, os.ErrNotExist) {
+	if _, err := recoverPath(filepath.Join(t.TempDir(), "nope.log"), 0, nil); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err %v, want ErrNotExist", err)
 	}
+}
+
+// recoverPath runs recoverActiveFile on the file at path.
+func recoverPath(path string, base int64, logger *slog.Logger) (scanResult, error) {
+	f, err := osFS{}.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return scanResult{}, err
+	}
+	defer f.Close()
+	return recoverActiveFile(f, base, logger)
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
-	"os"
 )
 
 // Sealed segment footer format (see doc.go): never change. A new layout
@@ -337,44 +337,53 @@ func (s *sealedSegment) offsetForTime(ts int64) (offset int64, timestamp int64, 
 }
 
 // sealFile turns an active segment file into a sealed one: it truncates
-// file to batchesLen (dropping any stale tail), writes the index and the
-// footer after the batches and fsyncs. ft.BatchesLen, IndexCount and
-// IndexCRC are filled in; the other fields must describe the batches,
-// which openSealed verifies.
-// file must not be opened with O_APPEND.
-func sealFile(file *os.File, batchesLen int64, idx *sparseIndex, ft Footer) error {
+// file to batchesLen (dropping any stale tail), fsyncs the batches, then
+// writes the index and the footer after them and fsyncs again. The first
+// fsync matters: with one fsync at the end, a power loss could keep the
+// footer and lose batches written without fsync (acks=1), leaving a
+// footer that vouches for bytes that are not there. ft.BatchesLen,
+// IndexCount and IndexCRC are filled in; the other fields must describe
+// the batches, which verifySealedFile checks.
+func sealFile(f file, batchesLen int64, idx *sparseIndex, ft Footer) error {
 	var entries []IndexEntry
 	if idx != nil {
 		entries = idx.list
 	}
 	ft.BatchesLen, ft.IndexCount = batchesLen, uint32(len(entries))
 	if err := checkFooter(ft); err != nil {
-		return fmt.Errorf("seal %s: footer %+v: %w", file.Name(), ft, err)
+		return fmt.Errorf("seal %s: footer %+v: %w", f.Name(), ft, err)
 	}
 	tail := encodeSealTail(entries, ft)
-	if err := file.Truncate(batchesLen); err != nil {
-		return fmt.Errorf("seal %s: %w", file.Name(), err)
+	if err := f.Truncate(batchesLen); err != nil {
+		return fmt.Errorf("seal %s: %w", f.Name(), err)
 	}
-	if _, err := file.WriteAt(tail, batchesLen); err != nil {
-		return fmt.Errorf("seal %s: %w", file.Name(), err)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("seal %s: fsync batches: %w", f.Name(), err)
 	}
-	if err := file.Sync(); err != nil {
-		return fmt.Errorf("seal %s: fsync: %w", file.Name(), err)
+	if _, err := f.WriteAt(tail, batchesLen); err != nil {
+		// Cut a partial tail off: the file is an active segment again.
+		if terr := f.Truncate(batchesLen); terr == nil && isNoSpace(err) {
+			return fmt.Errorf("%w: seal %s: %w", ErrDiskFull, f.Name(), err)
+		}
+		return fmt.Errorf("seal %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("seal %s: fsync: %w", f.Name(), err)
 	}
 	return nil
 }
 
 // readFooterFile reads the footer of a segment file. It returns (footer,
-// true, nil) when the file is a sealed segment (valid footer, sizes adding
-// up, index CRC matching) and (_, false, nil) when it has no valid footer,
-// as an active segment, or one whose sealing was torn by a crash, has not.
-// Only I/O errors are returned as errors.
-func readFooterFile(f *os.File) (Footer, bool, error) {
-	st, err := f.Stat()
+// true, nil) when the file ends with a valid footer whose sizes add up to
+// the file's, and (_, false, nil) when it has none, as an active segment,
+// or one whose sealing was torn by a crash, has not. The batches are not
+// checked here (verifySealedFile does). Only I/O errors are returned as
+// errors.
+func readFooterFile(f file) (Footer, bool, error) {
+	size, err := f.Size()
 	if err != nil {
 		return Footer{}, false, err
 	}
-	size := st.Size()
 	if size < footerLen {
 		return Footer{}, false, nil
 	}
@@ -393,4 +402,31 @@ func readFooterFile(f *os.File) (Footer, bool, error) {
 	// The index is checked by whoever reads it (readIndexFile): a bad
 	// index under a good footer is rebuilt, not mistaken for a torn tail.
 	return ft, true, nil
+}
+
+// verifySealedFile checks a sealed file's batch region against its footer
+// without loading it: every batch's frame and CRC, offsets contiguous from
+// the base, and the footer's last offset, record count and largest
+// timestamp. The index is checked by readIndexFile. A mismatch is a
+// *CorruptionError; err is also set for I/O errors.
+func verifySealedFile(f file, ft Footer) error {
+	res, err := scanBatches(io.NewSectionReader(f, 0, ft.BatchesLen), ft.BaseOffset, defaultIndexInterval)
+	if err != nil {
+		return fmt.Errorf("log: verify %s: %w", f.Name(), err)
+	}
+	corrupt := func(at int64, cause error) error {
+		return &CorruptionError{Segment: f.Name(), Offset: at, Cause: cause}
+	}
+	switch {
+	case res.Cause != nil:
+		return corrupt(res.ValidBytes, res.Cause)
+	case res.ValidBytes != ft.BatchesLen:
+		return corrupt(res.ValidBytes, fmt.Errorf("batches end at byte %d, footer says %d", res.ValidBytes, ft.BatchesLen))
+	case res.Batches > 0 && res.NextOffset-1 != ft.LastOffset:
+		return corrupt(res.ValidBytes, fmt.Errorf("last offset %d, footer says %d", res.NextOffset-1, ft.LastOffset))
+	case res.RecordCount != ft.RecordCount || res.MaxTimestamp != ft.MaxTimestamp:
+		return corrupt(res.ValidBytes, fmt.Errorf("%d records up to timestamp %d, footer says %d up to %d",
+			res.RecordCount, res.MaxTimestamp, ft.RecordCount, ft.MaxTimestamp))
+	}
+	return nil
 }

@@ -328,15 +328,15 @@ func TestSealFileAndReadFooterFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, sealed, err := readFooterFile(f); err != nil || sealed {
+	if _, sealed, err := readFooterFile(osFile{f}); err != nil || sealed {
 		t.Fatalf("active file: sealed %v, err %v", sealed, err)
 	}
 	ft := s.ft
 	ft.BatchesLen = 0 // filled in by sealFile
-	if err := sealFile(f, int64(len(s.batches)), s.idx, ft); err != nil {
+	if err := sealFile(osFile{f}, int64(len(s.batches)), s.idx, ft); err != nil {
 		t.Fatal(err)
 	}
-	got, sealed, err := readFooterFile(f)
+	got, sealed, err := readFooterFile(osFile{f})
 	if err != nil || !sealed {
 		t.Fatalf("sealed file: sealed %v, err %v", sealed, err)
 	}
@@ -358,15 +358,15 @@ func TestSealFileAndReadFooterFile(t *testing.T) {
 		if err := f.Truncate(int64(len(data) - cut)); err != nil {
 			t.Fatal(err)
 		}
-		if _, sealed, err := readFooterFile(f); err != nil || sealed {
+		if _, sealed, err := readFooterFile(osFile{f}); err != nil || sealed {
 			t.Fatalf("cut %d: sealed %v, err %v", cut, sealed, err)
 		}
 	}
-	res, err := recoverActiveFile(path, 100, formatDiscardLogger())
+	res, err := recoverPath(path, 100, formatDiscardLogger())
 	if err != nil || res.ValidBytes != int64(len(s.batches)) || res.Batches != 8 {
 		t.Fatalf("recover torn seal: %+v, %v", res, err)
 	}
-	if err := sealFile(f, 10, s.idx, ft); err == nil {
+	if err := sealFile(osFile{f}, 10, s.idx, ft); err == nil {
 		t.Fatal("sealFile with a footer that cannot fit: no error")
 	}
 }
@@ -381,7 +381,7 @@ func TestReadFooterFileSmall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, sealed, err := readFooterFile(f)
+		_, sealed, err := readFooterFile(osFile{f})
 		f.Close()
 		if err != nil || sealed {
 			t.Errorf("%d zero bytes: sealed %v, err %v", size, sealed, err)

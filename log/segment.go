@@ -27,7 +27,7 @@ type segment struct {
 
 	// file is guarded by the owning Partition's fileMu; nil once the local
 	// copy is gone (or for a segment known only from meta).
-	file *os.File
+	file file
 }
 
 // segmentFileName is the local file name of the segment starting at base.
@@ -45,29 +45,16 @@ func objectPrefix(topicID string, partition int32) string {
 
 // createSegmentFile creates an empty segment file and makes its directory
 // entry durable, so that a crash never loses a file that took appends.
-func createSegmentFile(dir string, base int64) (*os.File, string, error) {
+func createSegmentFile(fsys fileSystem, dir string, base int64) (file, string, error) {
 	path := filepath.Join(dir, segmentFileName(base))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o644)
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, "", fmt.Errorf("log: create segment %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fsys, dir); err != nil {
 		f.Close()
+		fsys.Remove(path) //nolint:errcheck // best effort: the error above is what matters
 		return nil, "", err
 	}
 	return f, path, nil
-}
-
-// syncDir fsyncs a directory so that entries created or removed in it are
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("log: open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("log: fsync dir %s: %w", dir, err)
-	}
-	return nil
 }

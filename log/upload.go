@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/streamhouse/streamhouse/meta"
@@ -14,19 +16,55 @@ import (
 type uploadJob struct {
 	p   *Partition
 	seg *segment
+	// bytes is what the job adds to Manager.backlog until it is done.
+	bytes int64
 }
 
-// enqueueUpload queues a sealed segment. It never blocks (it runs under a
-// partition lock); the queue holds one small entry per sealed local
-// segment, so it is bounded by the local disk the segments occupy.
+// Upload retries back off from uploadRetryMin to uploadRetryMax: short
+// enough that appends refused for the backlog resume soon after the
+// object store returns.
+const (
+	uploadRetryMin = 100 * time.Millisecond
+	uploadRetryMax = 5 * time.Second
+)
+
+// enqueueUpload queues a freshly sealed segment and counts it in the
+// backlog. It never blocks (it runs under a partition lock); the queue
+// holds one small entry per sealed local segment, and the bytes they
+// stand for are bounded by MaxUploadBacklog (checkBacklog).
 func (m *Manager) enqueueUpload(p *Partition, s *segment) {
+	m.backlog.Add(s.size)
+	m.requeueUpload(uploadJob{p: p, seg: s, bytes: s.size})
+}
+
+// requeueUpload queues a job already counted in the backlog.
+func (m *Manager) requeueUpload(j uploadJob) {
 	m.upMu.Lock()
-	m.upQueue = append(m.upQueue, uploadJob{p: p, seg: s})
+	m.upQueue = append(m.upQueue, j)
 	m.upMu.Unlock()
 	select {
 	case m.upWake <- struct{}{}:
 	default:
 	}
+}
+
+// checkBacklog refuses an append while the upload backlog is at its bound.
+func (m *Manager) checkBacklog() error {
+	if n := m.backlog.Load(); n >= m.backlogLimit {
+		m.backlogRefusals.Add(1)
+		return fmt.Errorf("%w: %d bytes of sealed segments wait for upload, limit %d", ErrUploadBacklog, n, m.backlogLimit)
+	}
+	return nil
+}
+
+// defaultBacklogLimit is half the space available to an unprivileged
+// writer on dir's file system, and at least one default segment.
+func defaultBacklogLimit(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 1 << 30
+	}
+	return max(int64(st.Bavail)*int64(st.Bsize)/2, DefaultSegmentBytes)
 }
 
 func (m *Manager) nextUpload() (uploadJob, bool) {
@@ -42,7 +80,9 @@ func (m *Manager) nextUpload() (uploadJob, bool) {
 }
 
 // uploader uploads queued segments one at a time, retrying failures with
-// capped exponential backoff until Close.
+// capped exponential backoff until Close. A segment whose local file
+// fails verification is not uploaded and not retried: it stays on disk,
+// counted in the backlog, and the next start recovers it by scanning.
 func (m *Manager) uploader() {
 	defer m.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,7 +91,7 @@ func (m *Manager) uploader() {
 		<-m.stop
 		cancel()
 	}()
-	backoff := 100 * time.Millisecond
+	backoff := uploadRetryMin
 	for {
 		j, ok := m.nextUpload()
 		if !ok {
@@ -62,29 +102,37 @@ func (m *Manager) uploader() {
 				return
 			}
 		}
-		if err := m.upload(ctx, j); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		err := m.upload(ctx, j)
+		switch {
+		case err == nil:
+			m.backlog.Add(-j.bytes)
+			backoff = uploadRetryMin
+			continue
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrCorruptSegment):
 			m.metrics.uploadErrors.Inc()
-			m.logger.Warn("segment upload failed; will retry", "key", j.seg.key, "err", err, "retry_in", backoff)
-			m.enqueueUpload(j.p, j.seg)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-m.stop:
-				t.Stop()
-				return
-			}
-			backoff = min(backoff*2, 30*time.Second)
+			m.logger.Error("sealed segment failed verification; not uploading it (the next start recovers it)",
+				"key", j.seg.key, "path", j.seg.path, "err", err)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		m.metrics.uploadErrors.Inc()
+		m.logger.Warn("segment upload failed; will retry", "key", j.seg.key, "err", err, "retry_in", backoff)
+		m.requeueUpload(j)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-m.stop:
+			t.Stop()
+			return
+		}
+		backoff = min(backoff*2, uploadRetryMax)
 	}
 }
 
-// upload puts one sealed segment in the object store, records it in meta,
-// and only then drops the local copy.
+// upload verifies one sealed segment's local file, puts it in the object
+// store, checks the object's footer, records it in meta, and only then
+// drops the local copy.
 func (m *Manager) upload(ctx context.Context, j uploadJob) error {
 	p, s := j.p, j.seg
 	p.mu.Lock()
@@ -99,26 +147,63 @@ func (m *Manager) upload(ctx context.Context, j uploadJob) error {
 	}
 	start := time.Now()
 	// A separate handle: the upload must not hold fileMu for its duration.
-	f, err := os.Open(s.path)
+	f, err := m.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("log: open %s for upload: %w", s.path, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	footer, err := verifyForUpload(f, row)
 	if err != nil {
+		return err
+	}
+	if row.Size, err = f.Size(); err != nil {
 		return fmt.Errorf("log: stat %s: %w", s.path, err)
 	}
-	row.Size = st.Size()
-	if err := m.cfg.Objects.Put(ctx, s.key, f, st.Size()); err != nil {
+	if err := m.cfg.Objects.Put(ctx, s.key, io.NewSectionReader(f, 0, row.Size), row.Size); err != nil {
 		return fmt.Errorf("log: upload %s: %w", s.key, err)
+	}
+	if same, err := m.objectHasFooter(ctx, s.key, row.Size, footer); err != nil || !same {
+		return fmt.Errorf("log: uploaded object %s does not end with the segment's footer (err %v)", s.key, err)
 	}
 	if err := m.cfg.Meta.AddSegment(ctx, row); err != nil && !errors.Is(err, meta.ErrSegmentExists) {
 		return fmt.Errorf("log: record segment %s: %w", s.key, err)
 	}
+	m.dropLocalCopy(p, s, row.Size)
+	m.metrics.uploads.Inc()
+	m.metrics.uploadBytes.Add(float64(row.Size))
+	m.metrics.uploadSeconds.Observe(time.Since(start).Seconds())
+	m.logger.Debug("segment uploaded", "key", s.key, "bytes", row.Size)
+	return nil
+}
+
+// verifyForUpload checks that the sealed file f is what its segment says
+// (footer, every batch) and returns its footer bytes. A mismatch is a
+// *CorruptionError.
+func verifyForUpload(f file, row meta.Segment) ([]byte, error) {
+	ft, sealed, err := readFooterFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("log: read footer of %s: %w", f.Name(), err)
+	}
+	if !sealed || ft.BaseOffset != row.BaseOffset || ft.LastOffset != row.LastOffset {
+		return nil, &CorruptionError{Segment: f.Name(), Offset: -1,
+			Cause: fmt.Errorf("no valid footer for offsets %d-%d (sealed %v, footer %+v)", row.BaseOffset, row.LastOffset, sealed, ft)}
+	}
+	if err := verifySealedFile(f, ft); err != nil {
+		return nil, err
+	}
+	footer := make([]byte, footerLen)
+	if _, err := f.ReadAt(footer, ft.BatchesLen+int64(ft.IndexCount)*indexEntryLen); err != nil {
+		return nil, fmt.Errorf("log: read footer of %s: %w", f.Name(), err)
+	}
+	return footer, nil
+}
+
+// dropLocalCopy marks an uploaded segment remote and removes its file.
+func (m *Manager) dropLocalCopy(p *Partition, s *segment, size int64) {
 	p.mu.Lock()
 	s.remote, s.index = true, nil
-	s.size = row.Size
-	p.remoteBytes += row.Size
+	s.size = size
+	p.remoteBytes += size
 	p.mu.Unlock()
 	p.fileMu.Lock()
 	if s.file != nil {
@@ -126,14 +211,9 @@ func (m *Manager) upload(ctx context.Context, j uploadJob) error {
 		s.file = nil
 	}
 	p.fileMu.Unlock()
-	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := m.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.logger.Warn("removing uploaded local segment", "path", s.path, "err", err)
 	}
-	m.metrics.uploads.Inc()
-	m.metrics.uploadBytes.Add(float64(row.Size))
-	m.metrics.uploadSeconds.Observe(time.Since(start).Seconds())
-	m.logger.Debug("segment uploaded", "key", s.key, "bytes", row.Size)
-	return nil
 }
 
 // pendingUploads reports how many sealed segments wait for upload.

@@ -82,6 +82,9 @@ type Config struct {
 	FlushInterval time.Duration
 	// FsyncScope is what one group-commit sync covers (log.SyncScope).
 	FsyncScope log.SyncScope
+	// MaxUploadBacklog bounds the bytes of sealed segments waiting for
+	// upload (log.Config.MaxUploadBacklog); 0 means half the free space.
+	MaxUploadBacklog int64
 	// TimerSlack is the kernel timer slack of every broker thread (Linux;
 	// 0 keeps the inherited one). See applyTimerSlack.
 	TimerSlack time.Duration
@@ -241,6 +244,9 @@ func settings() []setting {
 		{flag: "fsync-scope", env: "STREAMHOUSE_FSYNC_SCOPE", usage: "what one group-commit sync covers: filesystem (one syncfs of the segments directory's filesystem serves every partition; Linux, falls back to file elsewhere) or file (one fsync per partition)",
 			defText: "filesystem", def: constant(string(log.SyncFilesystem)),
 			set: func(c *Config, v string) (err error) { c.FsyncScope, err = log.ParseSyncScope(v); return }},
+		{flag: "max-upload-backlog", env: "STREAMHOUSE_MAX_UPLOAD_BACKLOG", usage: "bytes of sealed segments that may wait on local disk for the object store; past it produce is refused with a retriable error until uploads catch up (e.g. 8GiB; 0: half the free space of the segments directory's filesystem at start)",
+			defText: "0", def: constant("0"),
+			set: func(c *Config, v string) (err error) { c.MaxUploadBacklog, err = parseSize(v); return }},
 		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
 			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
 			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},

@@ -151,6 +151,8 @@ func (b *broker) start(ctx context.Context) error {
 		FlushInterval: cfg.FlushInterval,
 		SyncScope:     cfg.FsyncScope,
 
+		MaxUploadBacklog: cfg.MaxUploadBacklog,
+
 		PerPartitionMetrics: cfg.MetricsPerPartition,
 	})
 	if err != nil {
