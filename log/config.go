@@ -61,4 +61,7 @@ type Config struct {
 	// fs is the file system of the segments; nil means the operating
 	// system's. Tests set it to inject faults (fs.go).
 	fs fileSystem
+	// syncfs, set by tests with fs, stands in for syncfs(2) of fs, so that
+	// SyncFilesystem runs on it; without it a test fs gets SyncFile.
+	syncfs func() error
 }

@@ -43,6 +43,7 @@ func ParseSyncScope(s string) (SyncScope, error) {
 // syncfs.
 type fsSyncer struct {
 	dir     *os.File     // on the filesystem synced; syncfs reports writeback errors since it was opened
+	name    string       // dir's path, for errors
 	sync    func() error // syncfs of dir; tests replace it
 	dev     uint64       // that filesystem's device: partitions elsewhere fsync their own files
 	observe func(time.Duration)
@@ -84,10 +85,18 @@ func newFSSyncer(dir string, observe func(time.Duration)) (*fsSyncer, string, er
 		f.Close()
 		return nil, "", err
 	}
-	s := &fsSyncer{dir: f, dev: dev, observe: observe}
+	s := &fsSyncer{dir: f, name: dir, dev: dev, observe: observe}
 	s.sync = func() error { return syncfs(f) }
 	s.cond = sync.NewCond(&s.mu)
 	return s, fsName, nil
+}
+
+// newTestFSSyncer is the filesystem-wide group commit over a test's file
+// system (Config.fs), with sync standing in for syncfs(2) of it.
+func newTestFSSyncer(name string, syncfs func() error, observe func(time.Duration)) *fsSyncer {
+	s := &fsSyncer{name: name, sync: syncfs, observe: observe}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
 
 // wrote hands out the ticket of a write that has just returned.
@@ -116,7 +125,7 @@ func (s *fsSyncer) syncTo(ticket uint64) error {
 		s.running = false
 		s.cond.Broadcast()
 		if err != nil {
-			s.err = fmt.Errorf("log: syncfs %s: %w", s.dir.Name(), err)
+			s.err = fmt.Errorf("log: syncfs %s: %w", s.name, err)
 			return s.err
 		}
 		s.covered = max(s.covered, upTo)
@@ -128,12 +137,15 @@ func (s *fsSyncer) syncTo(ticket uint64) error {
 // filesystem (same device, so the same file system type that
 // newFSSyncer checked).
 func (s *fsSyncer) covers(dir string) (bool, error) {
+	if s.dir == nil {
+		return true, nil // a test's file system (newTestFSSyncer): one device
+	}
 	dev, err := deviceOf(dir)
 	return err == nil && dev == s.dev, err
 }
 
 func (s *fsSyncer) close() error {
-	if s == nil {
+	if s == nil || s.dir == nil {
 		return nil
 	}
 	return s.dir.Close()

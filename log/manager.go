@@ -92,6 +92,9 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	if m.backlogLimit <= 0 {
 		m.backlogLimit = defaultBacklogLimit(cfg.Dir)
 	}
+	if _, real := cfg.fs.(osFS); !real && cfg.SyncScope == SyncFilesystem && cfg.syncfs != nil {
+		m.fss = newTestFSSyncer(cfg.Dir, cfg.syncfs, func(time.Duration) {})
+	}
 	if _, real := cfg.fs.(osFS); real && cfg.SyncScope == SyncFilesystem {
 		observe := func(d time.Duration) { m.metrics.fsyncSeconds.Observe(d.Seconds()) }
 		var why string
