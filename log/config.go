@@ -42,9 +42,9 @@ type Config struct {
 	// FlushInterval is how often appends that did not ask for fsync
 	// (acks=1) are synced in the background.
 	FlushInterval time.Duration
-	// SyncScope is what a group-commit sync covers: one syncfs for every
-	// partition (SyncFilesystem, the default on Linux) or one fsync per
-	// partition file (SyncFile).
+	// SyncScope is what a group-commit sync covers: one fsync per
+	// partition file (SyncFile, the default) or one syncfs for every
+	// partition (SyncFilesystem, for a data directory on its own volume).
 	SyncScope SyncScope
 	// MaxUploadBacklog bounds the bytes of sealed segments waiting for
 	// the object store: past it appends fail with ErrUploadBacklog and

@@ -65,6 +65,7 @@ func appendAll(t *testing.T, parts []*Partition, base int) ([]func() error, []in
 func TestFilesystemSyncSharedByPartitions(t *testing.T) {
 	needSyncfs(t)
 	e := newTestEnv(t)
+	e.syncScope = SyncFilesystem
 	m := e.open()
 	syncs := countSyncs(t, m, nil)
 	mustCreate(t, m, "t", 8, nil)
@@ -129,6 +130,7 @@ func TestFileSyncScope(t *testing.T) {
 func TestFilesystemSyncConcurrent(t *testing.T) {
 	needSyncfs(t)
 	e := newTestEnv(t)
+	e.syncScope = SyncFilesystem
 	m := e.open()
 	syncs := countSyncs(t, m, nil)
 	mustCreate(t, m, "t", 4, nil)
@@ -168,6 +170,7 @@ func TestFilesystemSyncConcurrent(t *testing.T) {
 func TestFilesystemSyncErrorIsSticky(t *testing.T) {
 	needSyncfs(t)
 	e := newTestEnv(t)
+	e.syncScope = SyncFilesystem
 	m := e.open()
 	var fail atomic.Pointer[error]
 	countSyncs(t, m, &fail)
@@ -206,6 +209,7 @@ func TestFilesystemSyncErrorIsSticky(t *testing.T) {
 func TestFilesystemSyncOtherDevice(t *testing.T) {
 	needSyncfs(t)
 	e := newTestEnv(t)
+	e.syncScope = SyncFilesystem
 	m := e.open()
 	other, err := os.MkdirTemp("/dev/shm", "streamhouse-fssync-")
 	if err != nil {

@@ -160,7 +160,7 @@ func applyDefaults(cfg *Config) {
 		cfg.RetentionInterval = DefaultRetentionInterval
 	}
 	if cfg.SyncScope == "" {
-		cfg.SyncScope = SyncFilesystem
+		cfg.SyncScope = SyncFile
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -45,7 +45,7 @@ func defaultConfig() Config {
 		SegmentBytes:          64 << 20,
 		SegmentAge:            10 * time.Minute,
 		FlushInterval:         time.Second,
-		FsyncScope:            log.SyncFilesystem,
+		FsyncScope:            log.SyncFile,
 		TimerSlack:            time.Millisecond,
 
 		SlowRequestThreshold:          time.Second,
@@ -106,9 +106,9 @@ func loadConfigCases() []loadConfigCase {
 		},
 		{
 			name: "fsync scope by flag and env",
-			args: []string{"--fsync-scope=file"},
-			env:  map[string]string{"STREAMHOUSE_FSYNC_SCOPE": "filesystem"},
-			want: func(c *Config) { c.FsyncScope = log.SyncFile },
+			args: []string{"--fsync-scope=filesystem"},
+			env:  map[string]string{"STREAMHOUSE_FSYNC_SCOPE": "file"},
+			want: func(c *Config) { c.FsyncScope = log.SyncFilesystem },
 		},
 		{
 			name: "timer slack by env, zero keeps the inherited one",
