@@ -140,6 +140,18 @@ func mkdirDurable(fsys fileSystem, dir string) error {
 	return syncDir(fsys, parent)
 }
 
+// MkdirAll creates dir and any missing parents like os.MkdirAll, and
+// makes each directory it creates durable (its parent fsynced), so that a
+// power loss right after the first start cannot take away the directory
+// that acknowledged data was then written under.
+func MkdirAll(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("log: create dir %s: %w", dir, err)
+	}
+	return mkdirDurable(osFS{}, abs)
+}
+
 // readWholeFile reads a whole file.
 func readWholeFile(fsys fileSystem, name string) ([]byte, error) {
 	f, err := fsys.OpenFile(name, os.O_RDONLY, 0)

@@ -17,7 +17,7 @@ type dirLock struct {
 // lockDir takes the lock or fails at once with a message naming the
 // directory: a second broker must not wait, it must refuse to start.
 func lockDir(dir string) (*dirLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(osFS{}, dir); err != nil {
 		return nil, fmt.Errorf("log: create data directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, ".lock")

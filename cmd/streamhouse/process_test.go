@@ -88,13 +88,16 @@ func (p *brokerProc) ready(t *testing.T) string {
 }
 
 // listenAddr returns the address the broker's server ("kafka", "grpc")
-// logged that it listens on; call it after ready.
+// logged that it listens on; call it after ready. It waits for the line:
+// /readyz can answer before the log pipe has delivered it.
 func (p *brokerProc) listenAddr(t *testing.T, server string) string {
 	t.Helper()
-	rec, ok := findLog(p.out.String(), "listening", "server", server)
-	if !ok {
-		t.Fatalf("no %s listening line:\n%s", server, p.out.String())
-	}
+	var rec logRecord
+	waitFor(t, startTimeout, "the "+server+" listening log line", func() (bool, string) {
+		var ok bool
+		rec, ok = findLog(p.out.String(), "listening", "server", server)
+		return ok, "log so far:\n" + p.out.String()
+	})
 	return rec.str("addr")
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -126,10 +125,10 @@ func (b *broker) start(ctx context.Context) error {
 
 	b.logger.Info("storing", "data_dir", cfg.DataDir, "metadata", cfg.MetadataPath,
 		"segments", cfg.SegmentsDir, b.objectsAttr(), "cache_bytes", cfg.CacheBytes)
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := log.MkdirAll(cfg.DataDir); err != nil {
 		return fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.MetadataPath), 0o755); err != nil {
+	if err := log.MkdirAll(filepath.Dir(cfg.MetadataPath)); err != nil {
 		return fmt.Errorf("create metadata directory: %w", err)
 	}
 	if err := b.openObjects(ctx); err != nil {
