@@ -46,6 +46,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -169,7 +170,13 @@ func (s *Server) setProduceError(sp *kmsg.ProduceResponseTopicPartition, err err
 	if version >= 8 {
 		sp.ErrorMessage = errorMessage(err)
 	}
-	if sp.ErrorCode == kerr.UnknownServerError.Code || sp.ErrorCode == kerr.KafkaStorageError.Code {
+	switch {
+	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrUploadBacklog):
+		// Expected while the disk is full or the object store is down,
+		// once per client retry; the log's gauges and the broker's own
+		// warnings say why.
+		s.logger.Debug("produce refused", "err", err)
+	case sp.ErrorCode == kerr.UnknownServerError.Code || sp.ErrorCode == kerr.KafkaStorageError.Code:
 		s.logger.Error("produce failed", "err", err)
 	}
 }

@@ -51,7 +51,9 @@ type Config struct {
 	// write nothing, so an object-store outage cannot fill the disk. Zero
 	// means half of the space available on Dir's file system at Open.
 	// Appends check it before they roll, so the backlog can pass it by at
-	// most one segment per partition.
+	// most one segment per partition. Appends also stop while less than
+	// a reserve (64 MiB, or an eighth of a smaller file system) is
+	// available there, with ErrDiskFull (room.go).
 	MaxUploadBacklog int64
 	// RetentionInterval is how often retention and age-based rolls run.
 	RetentionInterval time.Duration

@@ -334,11 +334,11 @@ func TestUploadBacklogBound(t *testing.T) {
 	if hwm != int64(next) {
 		t.Fatalf("a refused append moved the high watermark to %d, want %d", hwm, next)
 	}
-	if got := m.backlog.Load(); got > e.backlog+1024+footerLen {
+	if got := m.room.backlog.Load(); got > e.backlog+1024+footerLen {
 		t.Fatalf("backlog %d passed the bound %d by more than one segment", got, e.backlog)
 	}
 	st.setPut(nil)
-	waitFor(t, "the backlog to drain", func() bool { return m.backlog.Load() == 0 })
+	waitFor(t, "the backlog to drain", func() bool { return m.room.backlog.Load() == 0 })
 	appendN(t, p, next, 1, 4, true)
 	checkSequence(t, readAll(t, p, 0), 0, next+4)
 }

@@ -51,11 +51,9 @@ type Manager struct {
 	// bumped under mu and read without it (TopicsGeneration).
 	topicsGen atomic.Uint64
 
-	// backlog is the bytes of sealed segments queued or being uploaded;
-	// appends are refused while it is at backlogLimit (upload.go).
-	backlog         atomic.Int64
-	backlogLimit    int64
-	backlogRefusals atomic.Int64
+	// room bounds the upload backlog and keeps a free-space reserve
+	// (room.go).
+	room *room
 
 	// upMu guards upQueue; upWake (capacity 1) signals the uploader.
 	upMu    sync.Mutex
@@ -88,10 +86,8 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		topics: make(map[string]*topicState), deleting: make(map[string]bool), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	m.cache = newSegmentCache(cfg.CacheBytes, m.metrics)
-	m.backlogLimit = cfg.MaxUploadBacklog
-	if m.backlogLimit <= 0 {
-		m.backlogLimit = defaultBacklogLimit(cfg.Dir)
-	}
+	_, realFS := cfg.fs.(osFS)
+	m.room = newRoom(cfg.Dir, cfg.MaxUploadBacklog, realFS, m.logger)
 	if _, real := cfg.fs.(osFS); !real && cfg.SyncScope == SyncFilesystem && cfg.syncfs != nil {
 		m.fss = newTestFSSyncer(cfg.Dir, cfg.syncfs, func(time.Duration) {})
 	}
@@ -136,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 	go m.uploader()
 	go m.housekeeper()
 	m.logger.Info("log opened", "dir", cfg.Dir, "topics", len(topics), "cache_bytes", cfg.CacheBytes,
-		"max_upload_backlog", m.backlogLimit)
+		"max_upload_backlog", m.room.limit, "free_space_reserve", m.room.reserve)
 	return m, nil
 }
 

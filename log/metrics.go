@@ -236,18 +236,18 @@ func (m *Manager) openTopics() []openTopic {
 	return out
 }
 
-// registerBacklogMetrics exports the upload backlog (upload.go).
+// registerBacklogMetrics exports the upload backlog and free space (room.go).
 func (m *Manager) registerBacklogMetrics(reg prometheus.Registerer) {
 	opts := func(name, help string) prometheus.GaugeOpts {
 		return prometheus.GaugeOpts{Namespace: "streamhouse", Subsystem: "log", Name: name, Help: help}
 	}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(opts("upload_backlog_bytes", "Bytes of sealed segments on local disk waiting for upload to the object store."),
-			func() float64 { return float64(m.backlog.Load()) }),
+			func() float64 { return float64(m.room.backlog.Load()) }),
 		prometheus.NewGaugeFunc(opts("upload_backlog_limit_bytes", "The upload backlog at which appends are refused (max upload backlog)."),
-			func() float64 { return float64(m.backlogLimit) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamhouse", Subsystem: "log", Name: "upload_backlog_refusals_total",
-			Help: "Appends refused because the upload backlog was at its limit."},
-			func() float64 { return float64(m.backlogRefusals.Load()) }),
+			func() float64 { return float64(m.room.limit) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamhouse", Subsystem: "log", Name: "room_refusals_total",
+			Help: "Appends refused before writing because the upload backlog was at its limit or the free space below the reserve."},
+			func() float64 { return float64(m.room.refusals.Load()) }),
 	)
 }

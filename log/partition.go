@@ -193,7 +193,7 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	if err := p.writableLocked(); err != nil {
 		return AppendResult{}, 0, err
 	}
-	if err := p.m.checkBacklog(); err != nil {
+	if err := p.m.room.check(now); err != nil {
 		return AppendResult{}, 0, err
 	}
 	if err := p.maybeRollLocked(int64(len(data)), now); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/streamhouse/streamhouse/meta"
@@ -16,7 +15,7 @@ import (
 type uploadJob struct {
 	p   *Partition
 	seg *segment
-	// bytes is what the job adds to Manager.backlog until it is done.
+	// bytes is what the job adds to the upload backlog until it is done.
 	bytes int64
 }
 
@@ -31,9 +30,9 @@ const (
 // enqueueUpload queues a freshly sealed segment and counts it in the
 // backlog. It never blocks (it runs under a partition lock); the queue
 // holds one small entry per sealed local segment, and the bytes they
-// stand for are bounded by MaxUploadBacklog (checkBacklog).
+// stand for are bounded by MaxUploadBacklog (checkRoom, room.go).
 func (m *Manager) enqueueUpload(p *Partition, s *segment) {
-	m.backlog.Add(s.size)
+	m.room.backlog.Add(s.size)
 	m.requeueUpload(uploadJob{p: p, seg: s, bytes: s.size})
 }
 
@@ -46,25 +45,6 @@ func (m *Manager) requeueUpload(j uploadJob) {
 	case m.upWake <- struct{}{}:
 	default:
 	}
-}
-
-// checkBacklog refuses an append while the upload backlog is at its bound.
-func (m *Manager) checkBacklog() error {
-	if n := m.backlog.Load(); n >= m.backlogLimit {
-		m.backlogRefusals.Add(1)
-		return fmt.Errorf("%w: %d bytes of sealed segments wait for upload, limit %d", ErrUploadBacklog, n, m.backlogLimit)
-	}
-	return nil
-}
-
-// defaultBacklogLimit is half the space available to an unprivileged
-// writer on dir's file system, and at least one default segment.
-func defaultBacklogLimit(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 1 << 30
-	}
-	return max(int64(st.Bavail)*int64(st.Bsize)/2, DefaultSegmentBytes)
 }
 
 func (m *Manager) nextUpload() (uploadJob, bool) {
@@ -105,7 +85,8 @@ func (m *Manager) uploader() {
 		err := m.upload(ctx, j)
 		switch {
 		case err == nil:
-			m.backlog.Add(-j.bytes)
+			m.room.backlog.Add(-j.bytes)
+			m.room.refresh()
 			backoff = uploadRetryMin
 			continue
 		case ctx.Err() != nil:
