@@ -5,6 +5,9 @@
 //	srv := s3test.Start(t)
 //	store, err := objstore.NewS3(ctx, srv.Config())
 //
+// A test of an outage stops the server and starts it again on the same
+// address and data (Stop, Restart), so clients keep their endpoint.
+//
 // Tests never skip for want of the server: Start fails the test with a
 // message saying how to install it (see Binary).
 package s3test
@@ -18,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +49,11 @@ type Server struct {
 	Dir string
 	// Log is the file holding the server's output.
 	Log string
+
+	bin string
+	// mu guards p, the running process (nil while stopped).
+	mu sync.Mutex
+	p  *proc
 }
 
 // Timeouts for starting and stopping the server.
@@ -61,6 +71,7 @@ func Start(t testing.TB) *Server {
 	bin := Binary(t)
 	base := t.TempDir()
 	srv := &Server{
+		bin:       bin,
 		Region:    "us-east-1",
 		Bucket:    "streamhouse",
 		AccessKey: "streamhouse-test",
@@ -75,9 +86,21 @@ func Start(t testing.TB) *Server {
 	// then the server exits and we try another port.
 	var lastErr error
 	for range startTries {
-		p, err := srv.launch(bin)
+		addr, err := freeAddr()
+		if err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+		p, err := srv.launch(addr)
 		if err == nil {
+			srv.Endpoint, srv.p = "http://"+addr, p
 			t.Cleanup(func() {
+				srv.mu.Lock()
+				p := srv.p
+				srv.p = nil
+				srv.mu.Unlock()
+				if p == nil {
+					return // stopped by the test and not restarted
+				}
 				if err := p.stop(); err != nil {
 					t.Errorf("s3test: stop versitygw: %v", err)
 				}
@@ -89,6 +112,44 @@ func Start(t testing.TB) *Server {
 	}
 	t.Fatalf("s3test: start versitygw (%s): %v\n%s", bin, lastErr, tail(srv.Log))
 	return nil
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after a grace period),
+// as an outage would: clients then get connection errors. The bucket
+// and its objects stay in Dir for Restart. It fails t if the server is
+// not running or does not stop.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	p := s.p
+	s.p = nil
+	s.mu.Unlock()
+	if p == nil {
+		t.Fatalf("s3test: Stop: versitygw at %s is not running", s.Endpoint)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("s3test: stop versitygw: %v\n%s", err, tail(s.Log))
+	}
+}
+
+// Restart starts the server again after Stop, on the same address (so
+// Endpoint stays valid) and over the same Dir (so every bucket and object
+// is back), and waits until it answers. It fails t if the server is
+// running, or if it cannot start within startTimeout, for instance
+// because another process took the port meanwhile.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil {
+		t.Fatalf("s3test: Restart: versitygw at %s is running; Stop it first", s.Endpoint)
+	}
+	addr := strings.TrimPrefix(s.Endpoint, "http://")
+	p, err := s.launch(addr)
+	if err != nil {
+		t.Fatalf("s3test: restart versitygw on %s: %v\n%s", addr, err, tail(s.Log))
+	}
+	s.p = p
 }
 
 // Config returns an objstore.S3Config for the server's bucket.
@@ -128,18 +189,14 @@ type proc struct {
 	exited chan error
 }
 
-// launch starts versitygw on a fresh port and waits until it answers.
-func (s *Server) launch(bin string) (*proc, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+// launch starts versitygw on addr and waits until it answers.
+func (s *Server) launch(addr string) (*proc, error) {
 	logf, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(bin,
+	cmd := exec.Command(s.bin,
 		"--port", addr,
 		"--access", s.AccessKey,
 		"--secret", s.SecretKey,
@@ -154,8 +211,7 @@ func (s *Server) launch(bin string) (*proc, error) {
 	}
 	p := &proc{cmd: cmd, exited: make(chan error, 1)}
 	go func() { p.exited <- cmd.Wait() }()
-	s.Endpoint = "http://" + addr
-	if err := p.waitReady(s.Endpoint); err != nil {
+	if err := p.waitReady("http://" + addr); err != nil {
 		_ = p.stop()
 		return nil, err
 	}
