@@ -31,6 +31,14 @@ func hookEnv(t *testing.T) (*testEnv, *hookFS, *hookStore) {
 
 var errStoreDown = errors.New("test: object store down")
 
+// openOne opens e's Manager with one topic "t" of one partition.
+func openOne(t *testing.T, e *testEnv) (*Manager, *Partition) {
+	t.Helper()
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	return m, mustPartition(t, m, "t", 0)
+}
+
 // TestRecoveryFsyncsIntactActiveSegment (finding 1): after a kill -9 the
 // active segment's bytes may be in the page cache only. Recovery must
 // fsync them even when it truncates nothing, because after a restart an
@@ -64,9 +72,7 @@ func TestRecoveryFsyncsIntactActiveSegment(t *testing.T) {
 func TestSealFsyncsBatchesBeforeFooter(t *testing.T) {
 	e, fs, st := hookEnv(t)
 	st.setPut(func(string) error { return errStoreDown })
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	_, p := openOne(t, e)
 	appendN(t, p, 0, 2, 2, false) // acks=1: not fsynced
 	seg := p.segs[0].path
 	before := len(fs.log())
@@ -92,9 +98,7 @@ func TestSealFsyncsBatchesBeforeFooter(t *testing.T) {
 func TestTornSealRecoveredNotTrusted(t *testing.T) {
 	e, _, st := hookEnv(t)
 	st.setPut(func(string) error { return errStoreDown })
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	m, p := openOne(t, e)
 	appendN(t, p, 0, 3, 2, true)  // acked: offsets 0..5
 	appendN(t, p, 6, 2, 2, false) // acks=1: offsets 6..9
 	seg := p.segs[0]
@@ -164,9 +168,7 @@ func TestUploadVerifiesSealedFile(t *testing.T) {
 	e, _, st := hookEnv(t)
 	var puts []string
 	st.setPut(func(string) error { return errStoreDown })
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	_, p := openOne(t, e)
 	appendN(t, p, 0, 3, 2, true)
 	seg := p.segs[0]
 	if err := p.Roll(); err != nil {
@@ -198,9 +200,7 @@ func TestUploadVerifiesSealedFile(t *testing.T) {
 // appends waiting for that failed fsync.
 func TestRollDoesNotAckPastFailedFsync(t *testing.T) {
 	e, fs, _ := hookEnv(t)
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	_, p := openOne(t, e)
 	active := p.segs[0].path
 	entered, release := make(chan struct{}), make(chan struct{})
 	first := true
@@ -348,9 +348,7 @@ func TestUploadBacklogBound(t *testing.T) {
 // the next append after space comes back succeeds.
 func TestDiskFullIsNotSticky(t *testing.T) {
 	e, fs, _ := hookEnv(t)
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	_, p := openOne(t, e)
 	ctx := context.Background()
 	if _, err := p.Append(ctx, idemBatch(t, 7, 0, 0, 2), AppendOptions{Sync: true}); err != nil {
 		t.Fatal(err)
@@ -441,9 +439,7 @@ func TestDiskFullDuringRoll(t *testing.T) {
 func TestRecoveryKeepsCopyOfMissingObject(t *testing.T) {
 	e, _, st := hookEnv(t)
 	st.setPut(func(string) error { return errStoreDown })
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	m, p := openOne(t, e)
 	appendN(t, p, 0, 3, 2, true)
 	seg := p.segs[0]
 	if err := p.Roll(); err != nil {
@@ -591,9 +587,7 @@ func TestDeleteTopicFinishesAfterRestart(t *testing.T) {
 // ErrOffsetOutOfRange, as Kafka does, not a storage error.
 func TestReadRacingRetention(t *testing.T) {
 	e, _, st := hookEnv(t)
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	m, p := openOne(t, e)
 	appendN(t, p, 0, 2, 2, true)
 	if err := p.Roll(); err != nil {
 		t.Fatal(err)
@@ -624,9 +618,7 @@ func TestReadRacingRetention(t *testing.T) {
 // retry of one of them is a duplicate after a restart.
 func TestProducerStateWithoutSnapshot(t *testing.T) {
 	e := newTestEnv(t)
-	m := e.open()
-	mustCreate(t, m, "t", 1, nil)
-	p := mustPartition(t, m, "t", 0)
+	m, p := openOne(t, e)
 	ctx := context.Background()
 	if _, err := p.Append(ctx, idemBatch(t, 9, 0, 0, 2), AppendOptions{Sync: true}); err != nil {
 		t.Fatal(err)

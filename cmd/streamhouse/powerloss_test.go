@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,36 +61,6 @@ func TestPowerLoss(t *testing.T) {
 	}
 }
 
-// mountLossy mounts lossyfs over a fresh backing directory and unmounts it
-// at cleanup (after the brokers started later are killed). Without FUSE
-// the test is skipped with the reason, except under CI, where it fails.
-func mountLossy(t *testing.T) *lossyfs.FS {
-	t.Helper()
-	d := t.TempDir()
-	backing, mnt := filepath.Join(d, "backing"), filepath.Join(d, "mnt")
-	for _, dir := range []string{backing, mnt} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lfs, err := lossyfs.Mount(backing, mnt)
-	if errors.Is(err, lossyfs.ErrUnavailable) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("FUSE unavailable under CI (needs /dev/fuse and root, or fusermount3): %v", err)
-		}
-		t.Skipf("FUSE unavailable (needs /dev/fuse and root, or fusermount3): %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lfs.Unmount(); err != nil {
-			t.Errorf("unmount lossyfs: %v", err)
-		}
-	})
-	return lfs
-}
-
 // ackedRecord is a record the broker acknowledged.
 type ackedRecord struct {
 	partition int32
@@ -121,7 +89,7 @@ type powerLossRun struct {
 }
 
 func (r *powerLossRun) run(t *testing.T) {
-	lfs := mountLossy(t)
+	lfs, _ := lossyfs.MountT(t)
 	args := append(localArgs(lfs.Mountpoint()), "--fsync-scope", r.scope)
 	r.lost = make(map[string]bool)
 	after := "" // what the next start recovers from; empty at the first

@@ -19,36 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// mountT mounts a lossy file system over a fresh backing directory and
-// unmounts it at cleanup. Where FUSE cannot be mounted the test is
-// skipped with the reason, except under CI, where that fails.
-func mountT(t *testing.T) (lfs *FS, mnt string) {
-	t.Helper()
-	d := t.TempDir()
-	backing, mnt := filepath.Join(d, "backing"), filepath.Join(d, "mnt")
-	for _, dir := range []string{backing, mnt} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lfs, err := Mount(backing, mnt)
-	if errors.Is(err, ErrUnavailable) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("FUSE unavailable under CI (needs /dev/fuse and root, or fusermount3): %v", err)
-		}
-		t.Skipf("FUSE unavailable (needs /dev/fuse and root, or fusermount3): %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lfs.Unmount(); err != nil {
-			t.Errorf("Unmount: %v", err)
-		}
-	})
-	return lfs, mnt
-}
-
 // put creates or truncates the file at path and writes data, fsyncing the
 // file when sync is set (not its directory).
 func put(t *testing.T, path string, data string, sync bool) {
@@ -403,7 +373,7 @@ func directoryCases() []cutCase {
 func TestCut(t *testing.T) {
 	for _, tc := range slices.Concat(contentCases(), entryCases(), directoryCases()) {
 		t.Run(tc.name, func(t *testing.T) {
-			lfs, m := mountT(t)
+			lfs, m := MountT(t)
 			for _, p := range sortedKeys(tc.before) {
 				dst := filepath.Join(lfs.Backing(), p)
 				var err error
@@ -440,7 +410,7 @@ func sortedKeys(m map[string]string) []string {
 // cuts to one file and checks every read against a model: what was
 // written (before a cut) or what was last fsynced (after).
 func TestRandomWrites(t *testing.T) {
-	lfs, m := mountT(t)
+	lfs, m := MountT(t)
 	path := filepath.Join(m, "f")
 	put(t, path, "", true)
 	syncDir(t, m)
@@ -517,7 +487,7 @@ func firstDiff(a, b []byte) int {
 
 // TestDroppedReport checks what Cut reports having dropped.
 func TestDroppedReport(t *testing.T) {
-	lfs, m := mountT(t)
+	lfs, m := MountT(t)
 	if err := os.Mkdir(m+"/d", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +518,7 @@ func TestDroppedReport(t *testing.T) {
 // TestCutWriteback checks that the pages chosen reach the backing file
 // and the others are dropped.
 func TestCutWriteback(t *testing.T) {
-	lfs, m := mountT(t)
+	lfs, m := MountT(t)
 	put(t, m+"/f", strings.Repeat("a", 3*pageSize), true)
 	syncDir(t, m)
 	change(t, m+"/f", false, func(f *os.File) error {
@@ -572,7 +542,7 @@ func TestCutWriteback(t *testing.T) {
 // TestUnmountIsClean checks that Unmount makes everything durable, as a
 // clean umount does.
 func TestUnmountIsClean(t *testing.T) {
-	lfs, m := mountT(t)
+	lfs, m := MountT(t)
 	if err := os.Mkdir(m+"/d", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +558,7 @@ func TestUnmountIsClean(t *testing.T) {
 
 // TestTrashHidden checks that the trash never shows through the mount.
 func TestTrashHidden(t *testing.T) {
-	_, m := mountT(t)
+	_, m := MountT(t)
 	put(t, m+"/f", "x", false)
 	if err := os.Remove(m + "/f"); err != nil {
 		t.Fatal(err)
