@@ -305,6 +305,13 @@ func (p *Partition) rollLocked() error {
 	if act.size == 0 {
 		return nil
 	}
+	if !act.sealed && p.syncRunning() {
+		// The running sync may fail, and then the kernel has told it, not
+		// the seal's fsync, that written bytes were lost: a seal now would
+		// make the next segment durable after a hole. The segment grows a
+		// little past its limit; a later append or housekeeping rolls it.
+		return nil
+	}
 	if !act.sealed {
 		f := Footer{
 			BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
@@ -332,6 +339,14 @@ func (p *Partition) rollLocked() error {
 	p.segs = append(p.segs, p.newActive(p.hwm, file, path))
 	p.m.metrics.rolls.Inc()
 	return nil
+}
+
+// syncRunning reports whether a group-commit sync of this partition is
+// running.
+func (p *Partition) syncRunning() bool {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	return p.syncing
 }
 
 // markSyncedBySealLocked records that a seal's fsync made everything

@@ -153,20 +153,36 @@ func (p *Partition) recoverLocal(ctx context.Context, recorded map[int64]meta.Se
 }
 
 // dropUploadedCopy handles the local file of a segment meta records as
-// uploaded. The file is removed only once the object is known to hold the
-// same segment (its footer matches the file's). When the object is missing
-// or differs, the file is kept and takes the remote entry's place, so it is
-// uploaded again; when the store cannot be asked, the file stays for the
-// next start. gone reports that the file was removed or set aside.
+// uploaded. A file that is a valid sealed copy of that segment is removed
+// once the object is known to hold the same segment (its footer matches);
+// when the object is missing or differs, the file takes the remote
+// entry's place and is uploaded again; when the store cannot be asked, it
+// stays for the next start. A file that is not a valid copy (a leftover a
+// power loss brought back, damage) holds nothing the object lacks, since
+// only verified files are uploaded: it is removed if the object is there,
+// and left alone if it is not (reads of the segment then fail with
+// ErrSegmentMissing, as they should). gone reports that the file was
+// removed or set aside.
 func (p *Partition) dropUploadedCopy(ctx context.Context, path string, r meta.Segment) (gone bool, err error) {
+	valid, err := p.sealedCopyOf(path, r)
+	if err != nil {
+		return false, err
+	}
+	if !valid {
+		_, oerr := p.m.cfg.Objects.GetRange(ctx, r.ObjectKey, 0, 1)
+		if oerr != nil {
+			p.m.logger.Error("local file of a recorded segment is not a valid copy, and its object cannot be read; leaving both",
+				"path", path, "key", r.ObjectKey, "err", oerr)
+			return true, nil
+		}
+		p.m.logger.Warn("removing a local file that is not a valid copy of its uploaded segment", "path", path, "key", r.ObjectKey)
+		return true, p.removeDurably(path)
+	}
 	same, err := p.m.objectMatchesFile(ctx, r.ObjectKey, path)
 	switch {
 	case err == nil && same:
 		p.m.logger.Info("removing local copy of uploaded segment", "path", path)
-		if err := p.m.fs.Remove(path); err != nil {
-			return false, fmt.Errorf("log: remove %s: %w", path, err)
-		}
-		return true, nil
+		return true, p.removeDurably(path)
 	case err != nil && !errors.Is(err, objstore.ErrNotFound):
 		p.m.logger.Warn("cannot check the uploaded object of a local segment; keeping the local copy until the next start",
 			"path", path, "key", r.ObjectKey, "err", err)
@@ -181,6 +197,39 @@ func (p *Partition) dropUploadedCopy(ctx context.Context, path string, r meta.Se
 		}
 	}
 	return false, nil
+}
+
+// sealedCopyOf reports whether the file at path is a valid sealed segment
+// (footer, and every batch checked against it) with r's offsets.
+func (p *Partition) sealedCopyOf(path string, r meta.Segment) (bool, error) {
+	f, err := p.m.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return false, fmt.Errorf("log: open %s: %w", path, err)
+	}
+	defer f.Close()
+	ft, sealed, err := readFooterFile(f)
+	if err != nil {
+		return false, fmt.Errorf("log: read footer of %s: %w", path, err)
+	}
+	if !sealed || ft.BaseOffset != r.BaseOffset || ft.LastOffset != r.LastOffset {
+		return false, nil
+	}
+	if err := verifySealedFile(f, ft); err != nil {
+		if errors.Is(err, ErrCorruptSegment) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// removeDurably removes a file of the partition and fsyncs its directory,
+// so a power loss cannot bring it back.
+func (p *Partition) removeDurably(path string) error {
+	if err := p.m.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("log: remove %s: %w", path, err)
+	}
+	return syncDir(p.m.fs, p.dir)
 }
 
 // objectMatchesFile reports whether the object at key ends with the same
@@ -282,7 +331,10 @@ func (p *Partition) recoverSegmentFile(f file, base int64, last bool) (*segment,
 	s.created = p.m.now()
 	if last || s.size == 0 {
 		if s.size == 0 && !last {
-			return nil, p.m.fs.Remove(path)
+			if err := p.m.fs.Remove(path); err != nil {
+				return nil, fmt.Errorf("log: remove %s: %w", path, err)
+			}
+			return nil, syncDir(p.m.fs, p.dir)
 		}
 		return s, nil
 	}
@@ -363,15 +415,19 @@ func (p *Partition) openActive() error {
 // end instead.
 func (p *Partition) dropEmptySuccessor() error {
 	n := len(p.segs)
-	if n < 2 {
+	if n == 0 {
 		return nil
 	}
-	last, prev := p.segs[n-1], p.segs[n-2]
-	if last.sealed || last.file == nil || last.size != 0 || prev.next >= last.base || prev.next < p.logStart {
+	last := p.segs[n-1]
+	end := p.logStart // where the records before last end
+	if n >= 2 {
+		end = max(end, p.segs[n-2].next)
+	}
+	if last.sealed || last.file == nil || last.size != 0 || end >= last.base {
 		return nil
 	}
 	p.m.logger.Warn("records after a recovered segment's intact prefix are lost; the log continues at its end",
-		"path", last.path, "segment_base", last.base, "log_end", prev.next)
+		"path", last.path, "segment_base", last.base, "log_end", end)
 	last.file.Close()
 	last.file = nil
 	p.segs = p.segs[:n-1]

@@ -192,7 +192,7 @@ func (m *Manager) dropLocalCopy(p *Partition, s *segment, size int64) {
 		s.file = nil
 	}
 	p.fileMu.Unlock()
-	if err := m.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := p.removeDurably(s.path); err != nil {
 		m.logger.Warn("removing uploaded local segment", "path", s.path, "err", err)
 	}
 }
