@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -12,17 +13,38 @@ import (
 	"github.com/google/uuid"
 )
 
-// This file is the backend-neutral conformance suite. Every Store backend
-// runs it from its own test:
+// This file is the backend-neutral conformance suite. TestConformance runs
+// every case against every backend, as subtests named
+// TestConformance/<backend>/<case>, e.g.
 //
-//	func TestPostgresConformance(t *testing.T) {
-//		runConformance(t, func(t *testing.T) Store { return openTestPostgres(t) })
-//	}
+//	go test ./meta -run 'TestConformance/Postgres/DeleteTopic'
 //
-// open must return a fresh, empty store and register its Close with
-// t.Cleanup. The suite uses only the Store interface and the sentinel
+// A backend's open must return a fresh, empty store and register its Close
+// with t.Cleanup. The suite uses only the Store interface and the sentinel
 // errors, and compares times with Equal (backends may pick any location),
 // so it holds every backend to exactly the contract in meta.go.
+
+// conformanceBackends lists every Store backend with the opener the suite
+// runs it through.
+var conformanceBackends = []struct {
+	name string
+	open func(t *testing.T) Store
+}{
+	{"SQLite", func(t *testing.T) Store {
+		return openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
+	}},
+	{"SQLiteMemory", func(t *testing.T) Store { return openTestSQLite(t, ":memory:") }},
+	// A fresh database on one PostgreSQL server shared by the test
+	// binary; skipped (or failed under CI) without PostgreSQL, see pgtest.
+	{"Postgres", func(t *testing.T) Store { return openTestPostgres(t) }},
+}
+
+// TestConformance runs the shared suite against every backend.
+func TestConformance(t *testing.T) {
+	for _, b := range conformanceBackends {
+		t.Run(b.name, func(t *testing.T) { runConformance(t, b.open) })
+	}
+}
 
 // runConformance runs the shared Store suite against the backend open makes.
 func runConformance(t *testing.T, open func(t *testing.T) Store) {

@@ -26,22 +26,28 @@ type migration struct {
 	sql     string
 }
 
-// loadMigrations reads the embedded migrations sorted by version and
-// checks they are numbered 1, 2, 3, ... .
+// loadMigrations reads the embedded SQLite migrations sorted by version
+// and checks they are numbered 1, 2, 3, ... .
 func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	return readMigrations(migrationFiles, "migrations")
+}
+
+// readMigrations reads dir/*.sql from fsys sorted by version and checks
+// they are numbered 1, 2, 3, ... .
+func readMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
 	ms := make([]migration, 0, len(names))
 	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
+		base := strings.TrimPrefix(name, dir+"/")
 		num, _, ok := strings.Cut(base, "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v < 1 {
 			return nil, fmt.Errorf("migration file %s: name must be NNNN_what.sql", base)
 		}
-		body, err := migrationFiles.ReadFile(name)
+		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, err
 		}

@@ -46,26 +46,43 @@ type SQLite struct {
 // Compile-time check that *SQLite implements Store.
 var _ Store = (*SQLite)(nil)
 
-// sqliteConfig collects what SQLiteOptions set.
-type sqliteConfig struct {
+// config collects what Options set.
+type config struct {
 	now    func() time.Time
 	logger *slog.Logger
 }
 
-// SQLiteOption configures OpenSQLite.
-type SQLiteOption func(*sqliteConfig)
+// Option configures OpenSQLite and OpenPostgres.
+type Option func(*config)
+
+// SQLiteOption is the former name of Option, kept so existing callers
+// compile unchanged.
+type SQLiteOption = Option
+
+// newConfig applies opts over the defaults: time.Now and a logger that
+// discards.
+func newConfig(opts []Option) config {
+	cfg := config{
+		now:    time.Now,
+		logger: slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
+}
 
 // WithClock sets the clock used for CreatedAt and CommitTime when the
 // caller leaves them zero, and for schema_migrations.applied_at.
 // The default is time.Now.
-func WithClock(now func() time.Time) SQLiteOption {
-	return func(c *sqliteConfig) { c.now = now }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
 }
 
 // WithLogger sets the logger that reports applied migrations.
 // The default discards.
-func WithLogger(l *slog.Logger) SQLiteOption {
-	return func(c *sqliteConfig) { c.logger = l }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
 }
 
 // busyTimeout bounds how long a connection waits for a lock held by
@@ -83,14 +100,8 @@ const stmtCacheSize = 32
 // system path; ":memory:" gives a private in-memory database for tests.
 // The directory holding path must exist. Opening a database whose schema is
 // newer than this binary knows fails with an error saying so.
-func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite, error) {
-	cfg := sqliteConfig{
-		now:    time.Now,
-		logger: slog.New(slog.DiscardHandler),
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
+	cfg := newConfig(opts)
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("meta: open sqlite %q: %w: path must be non-empty and contain no '?'", path, ErrInvalid)
 	}
@@ -107,7 +118,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...SQLiteOption) (*SQLite
 
 // openPools opens the write and read pools and checks that the write
 // connection really runs in WAL mode.
-func openPools(ctx context.Context, path string, cfg sqliteConfig) (*SQLite, error) {
+func openPools(ctx context.Context, path string, cfg config) (*SQLite, error) {
 	memory := path == ":memory:"
 	w, err := sql.Open("sqlite3", sqliteDSN(path, true))
 	if err != nil {

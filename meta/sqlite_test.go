@@ -15,10 +15,14 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 	"go.uber.org/goleak"
+
+	"github.com/streamhouse/streamhouse/meta/pgtest"
 )
 
+// TestMain checks for leaked goroutines after the tests, and stops the
+// PostgreSQL server pgtest started (before goleak looks).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.Main(m))
 }
 
 // openTestSQLite opens a store at path and closes it when t ends.
@@ -34,16 +38,6 @@ func openTestSQLite(t testing.TB, path string) *SQLite {
 		}
 	})
 	return s
-}
-
-func TestSQLiteConformance(t *testing.T) {
-	runConformance(t, func(t *testing.T) Store {
-		return openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
-	})
-}
-
-func TestSQLiteMemoryConformance(t *testing.T) {
-	runConformance(t, func(t *testing.T) Store { return openTestSQLite(t, ":memory:") })
 }
 
 func TestSQLiteReopenPreservesData(t *testing.T) {
