@@ -1,8 +1,9 @@
 // Package meta is StreamHouse's metadata store: topics, partitions, sealed
 // segments, committed offsets and producer IDs. The Store interface is
-// backend-neutral; SQLite (sqlite.go) is the default backend and a
-// PostgreSQL one can be added later without touching callers. It knows
-// nothing of Kafka requests or gRPC messages.
+// backend-neutral; SQLite (sqlite.go) is the default backend and
+// PostgreSQL (postgres.go) a second one, sharing most query code through
+// the db interface of query.go. It knows nothing of Kafka requests or gRPC
+// messages.
 package meta
 
 import (

@@ -90,7 +90,20 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, now func()
 	) STRICT`); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
-	applied, err := appliedVersions(ctx, tx)
+	if err := applyPending(ctx, sqlDB{tx}, ms, now, logger); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// applyPending applies, in the transaction q, each migration of ms not yet
+// recorded in schema_migrations, and records it. Both backends use it;
+// they differ only in how they open that transaction.
+func applyPending(ctx context.Context, q db, ms []migration, now func() time.Time, logger *slog.Logger) error {
+	applied, err := appliedVersions(ctx, q)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -107,25 +120,24 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, now func()
 		if applied[m.version] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		// No arguments: the file goes to the driver as written, and pgx
+		// sends it with the simple protocol, which runs several statements.
+		if _, err := q.exec(ctx, m.sql); err != nil {
 			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := q.exec(ctx,
 			`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 			m.version, millis(now())); err != nil {
 			return fmt.Errorf("migrate: record %s: %w", m.name, err)
 		}
 		logger.Info("meta: applied schema migration", "version", m.version, "name", m.name)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: commit: %w", err)
-	}
 	return nil
 }
 
 // appliedVersions returns the versions recorded in schema_migrations.
-func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+func appliedVersions(ctx context.Context, q db) (map[int]bool, error) {
+	rows, err := q.query(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
 		return nil, err
 	}

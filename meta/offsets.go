@@ -20,6 +20,16 @@ func validateOffset(o CommittedOffset) error {
 	return nil
 }
 
+// validateOffsets checks every entry of a CommitOffsets batch.
+func validateOffsets(offsets []CommittedOffset) error {
+	for _, o := range offsets {
+		if err := validateOffset(o); err != nil {
+			return fmt.Errorf("meta: commit offsets of group %q: %w", o.Group, err)
+		}
+	}
+	return nil
+}
+
 // CommitOffsets implements Store. Rows with a zero CommitTime get the
 // store's clock. If any entry is invalid (ErrInvalid) nothing is written.
 // Topics are not checked for existence: that is the protocol layer's call.
@@ -27,13 +37,8 @@ func validateOffset(o CommittedOffset) error {
 // This is the hot path of every consumer: one BEGIN IMMEDIATE, one cached
 // prepared upsert executed per entry, one fsync at COMMIT, no reads.
 func (s *SQLite) CommitOffsets(ctx context.Context, offsets []CommittedOffset) error {
-	if len(offsets) == 0 {
-		return nil
-	}
-	for _, o := range offsets {
-		if err := validateOffset(o); err != nil {
-			return fmt.Errorf("meta: commit offsets of group %q: %w", o.Group, err)
-		}
+	if err := validateOffsets(offsets); err != nil || len(offsets) == 0 {
+		return err
 	}
 	now := millis(s.now())
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
@@ -84,7 +89,7 @@ func (s *SQLite) CommitOffsets(ctx context.Context, offsets []CommittedOffset) e
 const offsetCols = `group_name, topic, partition, committed_offset, leader_epoch, metadata, commit_time`
 
 // scanOffset scans one row selected with offsetCols.
-func scanOffset(sc interface{ Scan(...any) error }) (CommittedOffset, error) {
+func scanOffset(sc dbRow) (CommittedOffset, error) {
 	var (
 		o  CommittedOffset
 		ct int64
@@ -96,7 +101,12 @@ func scanOffset(sc interface{ Scan(...any) error }) (CommittedOffset, error) {
 
 // FetchOffsets implements Store. The result is never nil.
 func (s *SQLite) FetchOffsets(ctx context.Context, group string) ([]CommittedOffset, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+offsetCols+` FROM committed_offsets
+	return fetchOffsets(ctx, s.rq, group)
+}
+
+// fetchOffsets is FetchOffsets for either backend.
+func fetchOffsets(ctx context.Context, q db, group string) ([]CommittedOffset, error) {
+	rows, err := q.query(ctx, `SELECT `+offsetCols+` FROM committed_offsets
 		WHERE group_name = ? ORDER BY topic, partition`, group)
 	if err != nil {
 		return nil, fmt.Errorf("meta: fetch offsets of group %q: %w", group, err)
@@ -118,7 +128,12 @@ func (s *SQLite) FetchOffsets(ctx context.Context, group string) ([]CommittedOff
 
 // FetchOffset implements Store.
 func (s *SQLite) FetchOffset(ctx context.Context, group, topic string, partition int32) (CommittedOffset, bool, error) {
-	o, err := scanOffset(s.r.QueryRowContext(ctx, `SELECT `+offsetCols+` FROM committed_offsets
+	return fetchOffset(ctx, s.rq, group, topic, partition)
+}
+
+// fetchOffset is FetchOffset for either backend.
+func fetchOffset(ctx context.Context, q db, group, topic string, partition int32) (CommittedOffset, bool, error) {
+	o, err := scanOffset(q.queryRow(ctx, `SELECT `+offsetCols+` FROM committed_offsets
 		WHERE group_name = ? AND topic = ? AND partition = ?`, group, topic, partition))
 	if errors.Is(err, sql.ErrNoRows) {
 		return CommittedOffset{}, false, nil
@@ -133,7 +148,12 @@ func (s *SQLite) FetchOffset(ctx context.Context, group, topic string, partition
 // ListGroups implements Store. A group whose offsets all went away (its
 // topics were deleted) is not listed. The result is never nil.
 func (s *SQLite) ListGroups(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name FROM groups g
+	return listGroups(ctx, s.rq)
+}
+
+// listGroups is ListGroups for either backend.
+func listGroups(ctx context.Context, q db) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT name FROM groups g
 		WHERE EXISTS (SELECT 1 FROM committed_offsets c WHERE c.group_name = g.name)
 		ORDER BY name`)
 	if err != nil {
@@ -167,9 +187,9 @@ func (s *SQLite) DeleteGroup(ctx context.Context, group string) error {
 	return nil
 }
 
-// DeleteOffsets implements Store. The group's row stays (ListGroups skips
-// groups without offsets).
-func (s *SQLite) DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error {
+// validateDeleteOffsets checks DeleteOffsets' arguments before anything
+// is deleted.
+func validateDeleteOffsets(group string, partitions []TopicPartition) error {
 	if group == "" {
 		return fmt.Errorf("meta: delete offsets: %w: empty group", ErrInvalid)
 	}
@@ -178,8 +198,14 @@ func (s *SQLite) DeleteOffsets(ctx context.Context, group string, partitions []T
 			return fmt.Errorf("meta: delete offsets of group %q: %w: empty topic", group, ErrInvalid)
 		}
 	}
-	if len(partitions) == 0 {
-		return nil
+	return nil
+}
+
+// DeleteOffsets implements Store. The group's row stays (ListGroups skips
+// groups without offsets).
+func (s *SQLite) DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error {
+	if err := validateDeleteOffsets(group, partitions); err != nil || len(partitions) == 0 {
+		return err
 	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		del, err := tx.PrepareContext(ctx,

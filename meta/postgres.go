@@ -116,6 +116,16 @@ func (s *Postgres) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.runTx(ctx, pgSnapshot, fn)
 }
 
+// read is readTx for the query code both backends share.
+func (s *Postgres) read(ctx context.Context, fn func(q db) error) error {
+	return s.readTx(ctx, func(tx pgx.Tx) error { return fn(pgDB{tx}) })
+}
+
+// write is writeTx for the query code both backends share.
+func (s *Postgres) write(ctx context.Context, fn func(q db) error) error {
+	return s.writeTx(ctx, func(tx pgx.Tx) error { return fn(pgDB{tx}) })
+}
+
 // runTx runs fn in a transaction with opts, retrying on serialization
 // failures and deadlocks with a short jittered backoff.
 func (s *Postgres) runTx(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
@@ -166,15 +176,6 @@ func pgRetryable(err error) bool {
 	return c == pgSerializationFailure || c == pgDeadlockDetected
 }
 
-// stamp returns t, or the store's clock if t is zero, rounded to what the
-// store keeps, so a returned value equals what a later read returns.
-func (s *Postgres) stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		t = s.now()
-	}
-	return fromMillis(millis(t))
-}
-
 // pgApplyMigrations brings the database's schema up to date with ms in
 // one transaction, as applyMigrations does for SQLite, holding the
 // advisory lock pgMigrateLockKey so concurrent opens wait for each other.
@@ -194,54 +195,11 @@ func pgApplyMigrations(ctx context.Context, pool *pgxpool.Pool, ms []migration, 
 	)`); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
-	applied, err := pgAppliedVersions(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	latest := len(ms)
-	for v := range applied {
-		if v > latest {
-			return fmt.Errorf("migrate: database schema version %d is newer than this binary supports (latest %d); run a newer StreamHouse", v, latest)
-		}
-		if v < 1 {
-			return fmt.Errorf("migrate: database records unknown schema version %d", v)
-		}
-	}
-	for _, m := range ms {
-		if applied[m.version] {
-			continue
-		}
-		// No arguments: pgx sends the file with the simple protocol,
-		// which runs several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
-		}
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-			m.version, millis(now())); err != nil {
-			return fmt.Errorf("migrate: record %s: %w", m.name, err)
-		}
-		logger.Info("meta: applied schema migration", "backend", "postgres", "version", m.version, "name", m.name)
+	if err := applyPending(ctx, pgDB{tx}, ms, now, logger.With("backend", "postgres")); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
-}
-
-// pgAppliedVersions returns the versions recorded in schema_migrations.
-func pgAppliedVersions(ctx context.Context, q pgQuerier) (map[int]bool, error) {
-	rows, err := q.Query(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return nil, err
-	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, err
-	}
-	applied := make(map[int]bool, len(versions))
-	for _, v := range versions {
-		applied[int(v)] = true
-	}
-	return applied, nil
 }

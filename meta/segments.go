@@ -37,12 +37,12 @@ func (s *SQLite) AddSegment(ctx context.Context, sg Segment) error {
 			 object_key, size, record_count, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sg.TopicID, sg.Partition, sg.BaseOffset, sg.LastOffset, sg.MaxTimestamp,
-			sg.ObjectKey, sg.Size, sg.RecordCount, millis(s.stamp(sg.CreatedAt)))
+			sg.ObjectKey, sg.Size, sg.RecordCount, millis(stamp(s.now, sg.CreatedAt)))
 		switch {
 		case isUnique(err):
 			return ErrSegmentExists
 		case isConstraint(err, sqlite3.ErrConstraintForeignKey):
-			return missingPartition(ctx, tx, sg.TopicID, sg.Partition)
+			return missingPartition(ctx, sqlDB{tx}, sg.TopicID, sg.Partition)
 		}
 		return err
 	})
@@ -55,21 +55,26 @@ func (s *SQLite) AddSegment(ctx context.Context, sg Segment) error {
 // ListSegments implements Store. The result is never nil; a partition that
 // does not exist is ErrTopicNotFound or ErrPartitionRange.
 func (s *SQLite) ListSegments(ctx context.Context, topicID string, partition int32) ([]Segment, error) {
+	return listSegments(ctx, s, topicID, partition)
+}
+
+// listSegments is ListSegments for either backend.
+func listSegments(ctx context.Context, r txRunner, topicID string, partition int32) ([]Segment, error) {
 	var segs []Segment
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := r.read(ctx, func(q db) error {
 		var err error
-		segs, err = querySegments(ctx, tx,
+		segs, err = querySegments(ctx, q,
 			`WHERE topic_id = ? AND partition = ? ORDER BY base_offset`, topicID, partition)
 		if err != nil || len(segs) > 0 {
 			return err
 		}
 		// Distinguish an empty partition from a missing one.
 		var one int
-		err = tx.QueryRowContext(ctx,
+		err = q.queryRow(ctx,
 			`SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ?`,
 			topicID, partition).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return missingPartition(ctx, tx, topicID, partition)
+			return missingPartition(ctx, q, topicID, partition)
 		}
 		return err
 	})
@@ -80,9 +85,10 @@ func (s *SQLite) ListSegments(ctx context.Context, topicID string, partition int
 }
 
 // querySegments selects segment rows; where is a constant clause (never
-// caller input) with args as its parameters.
-func querySegments(ctx context.Context, q querier, where string, args ...any) ([]Segment, error) {
-	rows, err := q.QueryContext(ctx, `SELECT topic_id, partition, base_offset, last_offset,
+// caller input, ? placeholders) with args as its parameters. The result is
+// never nil.
+func querySegments(ctx context.Context, q db, where string, args ...any) ([]Segment, error) {
+	rows, err := q.query(ctx, `SELECT topic_id, partition, base_offset, last_offset,
 		max_timestamp, object_key, size, record_count, created_at FROM segments `+where, args...)
 	if err != nil {
 		return nil, err
@@ -113,7 +119,7 @@ func (s *SQLite) DeleteSegments(ctx context.Context, topicID string, partition i
 	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		// First, because it also reports a missing partition.
-		if err := raiseLogStart(ctx, tx, topicID, partition, logStart); err != nil {
+		if err := raiseLogStart(ctx, sqlDB{tx}, topicID, partition, logStart); err != nil {
 			return err
 		}
 		if len(baseOffsets) == 0 {

@@ -39,6 +39,7 @@ import (
 type SQLite struct {
 	w      *sql.DB // single-connection write pool; see the type comment
 	r      *sql.DB // read pool; == w for ":memory:"
+	rq     db      // sqlDB{r}, built once so reads on r box nothing
 	now    func() time.Time
 	logger *slog.Logger
 }
@@ -135,6 +136,7 @@ func openPools(ctx context.Context, path string, cfg config) (*SQLite, error) {
 		return nil, err
 	}
 	if memory {
+		s.rq = sqlDB{s.r}
 		return s, nil
 	}
 	// PRAGMA journal_mode=WAL silently keeps the old mode where WAL is
@@ -152,7 +154,7 @@ func openPools(ctx context.Context, path string, cfg config) (*SQLite, error) {
 	readConns := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
-	s.r = r
+	s.r, s.rq = r, sqlDB{r}
 	return s, nil
 }
 
@@ -219,11 +221,22 @@ func (s *SQLite) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
+// read is readTx for the query code both backends share.
+func (s *SQLite) read(ctx context.Context, fn func(q db) error) error {
+	return s.readTx(ctx, func(tx *sql.Tx) error { return fn(sqlDB{tx}) })
+}
+
+// write is writeTx for the query code both backends share.
+func (s *SQLite) write(ctx context.Context, fn func(q db) error) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return fn(sqlDB{tx}) })
+}
+
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // isConstraint reports whether err is the SQLite constraint violation code.
@@ -245,11 +258,11 @@ func millis(t time.Time) int64 { return t.UnixMilli() }
 // millisecond precision.
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// stamp returns t, or the store's clock if t is zero, rounded to what the
-// store keeps, so a returned value equals what a later read returns.
-func (s *SQLite) stamp(t time.Time) time.Time {
+// stamp returns t, or now() if t is zero, rounded to what the stores
+// keep, so a returned value equals what a later read returns.
+func stamp(now func() time.Time, t time.Time) time.Time {
 	if t.IsZero() {
-		t = s.now()
+		t = now()
 	}
 	return fromMillis(millis(t))
 }

@@ -5,9 +5,25 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+// newTopic fills in what CreateTopic assigns (an ID if empty, CreatedAt
+// from now if zero, both as stored; a private, non-nil Configs) and
+// validates the result.
+func newTopic(t Topic, now func() time.Time) (Topic, error) {
+	if t.ID == "" {
+		t.ID = uuid.NewString()
+	}
+	t.CreatedAt = stamp(now, t.CreatedAt)
+	t.Configs = cloneConfigs(t.Configs)
+	if err := validateTopic(t); err != nil {
+		return Topic{}, fmt.Errorf("meta: create topic %q: %w", t.Name, err)
+	}
+	return t, nil
+}
 
 // validateTopic checks t as CreateTopic receives it (after ID assignment).
 func validateTopic(t Topic) error {
@@ -39,34 +55,16 @@ func validateConfigs(configs map[string]string) error {
 // CreatedAt filled in (CreatedAt at millisecond precision, UTC) and
 // Configs never nil.
 func (s *SQLite) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
-	if t.ID == "" {
-		t.ID = uuid.NewString()
+	t, err := newTopic(t, s.now)
+	if err != nil {
+		return Topic{}, err
 	}
-	t.CreatedAt = s.stamp(t.CreatedAt)
-	t.Configs = cloneConfigs(t.Configs)
-	if err := validateTopic(t); err != nil {
-		return Topic{}, fmt.Errorf("meta: create topic %q: %w", t.Name, err)
-	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM topics WHERE name = ?`, t.Name).Scan(&exists)
-		if err == nil {
-			return ErrTopicExists
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		q := sqlDB{tx}
+		if err := checkTopicFree(ctx, q, t); err != nil {
 			return err
 		}
-		// A deleted topic's files and objects are found by its ID, so the
-		// ID stays taken until ForgetDeletedTopic: a new topic under it
-		// would lose its data to the old one's cleanup.
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM deleted_topics WHERE id = ?`, t.ID).Scan(&exists)
-		if err == nil {
-			return fmt.Errorf("%w: topic id %s belongs to a deleted topic not yet cleaned up", ErrTopicExists, t.ID)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		_, err = tx.ExecContext(ctx,
+		_, err := tx.ExecContext(ctx,
 			`INSERT INTO topics (id, name, partition_count, created_at) VALUES (?, ?, ?, ?)`,
 			t.ID, t.Name, t.PartitionCount, millis(t.CreatedAt))
 		if isUnique(err) { // the name is free, so the ID is taken
@@ -75,10 +73,10 @@ func (s *SQLite) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 		if err != nil {
 			return err
 		}
-		if err := insertPartitions(ctx, tx, t.ID, 0, t.PartitionCount); err != nil {
+		if err := q.insertPartitions(ctx, t.ID, 0, t.PartitionCount); err != nil {
 			return err
 		}
-		return insertConfigs(ctx, tx, t.ID, t.Configs)
+		return q.insertConfigs(ctx, t.ID, t.Configs)
 	})
 	if err != nil {
 		return Topic{}, fmt.Errorf("meta: create topic %q: %w", t.Name, err)
@@ -86,9 +84,33 @@ func (s *SQLite) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	return t, nil
 }
 
-// insertPartitions adds partition rows [from, to) with log start offset 0.
-func insertPartitions(ctx context.Context, tx *sql.Tx, topicID string, from, to int32) error {
-	stmt, err := tx.PrepareContext(ctx,
+// checkTopicFree returns ErrTopicExists if t's name is taken or its ID
+// belongs to a deleted topic not yet forgotten.
+func checkTopicFree(ctx context.Context, q db, t Topic) error {
+	var exists int
+	err := q.queryRow(ctx, `SELECT 1 FROM topics WHERE name = ?`, t.Name).Scan(&exists)
+	if err == nil {
+		return ErrTopicExists
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	// A deleted topic's files and objects are found by its ID, so the
+	// ID stays taken until ForgetDeletedTopic: a new topic under it
+	// would lose its data to the old one's cleanup.
+	err = q.queryRow(ctx, `SELECT 1 FROM deleted_topics WHERE id = ?`, t.ID).Scan(&exists)
+	if err == nil {
+		return fmt.Errorf("%w: topic id %s belongs to a deleted topic not yet cleaned up", ErrTopicExists, t.ID)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return nil
+}
+
+// insertPartitions implements db.
+func (d sqlDB) insertPartitions(ctx context.Context, topicID string, from, to int32) error {
+	stmt, err := d.q.PrepareContext(ctx,
 		`INSERT INTO partitions (topic_id, partition, log_start_offset) VALUES (?, ?, 0)`)
 	if err != nil {
 		return err
@@ -102,12 +124,12 @@ func insertPartitions(ctx context.Context, tx *sql.Tx, topicID string, from, to 
 	return nil
 }
 
-// insertConfigs adds the config rows of a topic that has none.
-func insertConfigs(ctx context.Context, tx *sql.Tx, topicID string, configs map[string]string) error {
+// insertConfigs implements db.
+func (d sqlDB) insertConfigs(ctx context.Context, topicID string, configs map[string]string) error {
 	if len(configs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx,
+	stmt, err := d.q.PrepareContext(ctx,
 		`INSERT INTO topic_configs (topic_id, key, value) VALUES (?, ?, ?)`)
 	if err != nil {
 		return err
@@ -133,40 +155,40 @@ func cloneConfigs(m map[string]string) map[string]string {
 
 // GetTopic implements Store.
 func (s *SQLite) GetTopic(ctx context.Context, name string) (Topic, error) {
-	var t Topic
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		t, err = getTopic(ctx, tx, "name", name)
-		return err
-	})
-	if err != nil {
-		return Topic{}, fmt.Errorf("meta: get topic %q: %w", name, err)
-	}
-	return t, nil
+	return getTopicIn(ctx, s, "name", name)
 }
 
 // GetTopicByID implements Store.
 func (s *SQLite) GetTopicByID(ctx context.Context, id string) (Topic, error) {
+	return getTopicIn(ctx, s, "id", id)
+}
+
+// getTopicIn is GetTopic (col "name") and GetTopicByID (col "id") for
+// either backend: it loads the topic and its configs in one snapshot.
+func getTopicIn(ctx context.Context, r txRunner, col, val string) (Topic, error) {
 	var t Topic
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := r.read(ctx, func(q db) error {
 		var err error
-		t, err = getTopic(ctx, tx, "id", id)
+		t, err = getTopic(ctx, q, col, val)
 		return err
 	})
 	if err != nil {
-		return Topic{}, fmt.Errorf("meta: get topic id %s: %w", id, err)
+		if col == "id" {
+			return Topic{}, fmt.Errorf("meta: get topic id %s: %w", val, err)
+		}
+		return Topic{}, fmt.Errorf("meta: get topic %q: %w", val, err)
 	}
 	return t, nil
 }
 
 // getTopic loads one topic with its configs, looked up by column col
 // ("name" or "id", never caller input). A missing topic is ErrTopicNotFound.
-func getTopic(ctx context.Context, q querier, col string, val string) (Topic, error) {
+func getTopic(ctx context.Context, q db, col string, val string) (Topic, error) {
 	var (
 		t       Topic
 		created int64
 	)
-	err := q.QueryRowContext(ctx,
+	err := q.queryRow(ctx,
 		`SELECT id, name, partition_count, created_at FROM topics WHERE `+col+` = ?`, val).
 		Scan(&t.ID, &t.Name, &t.PartitionCount, &created)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -189,12 +211,12 @@ func getTopic(ctx context.Context, q querier, col string, val string) (Topic, er
 
 // loadConfigs returns topic configs keyed by topic ID: one topic's if
 // topicID is non-empty, else every topic's.
-func loadConfigs(ctx context.Context, q querier, topicID string) (map[string]map[string]string, error) {
+func loadConfigs(ctx context.Context, q db, topicID string) (map[string]map[string]string, error) {
 	query, args := `SELECT topic_id, key, value FROM topic_configs`, []any(nil)
 	if topicID != "" {
 		query, args = query+` WHERE topic_id = ?`, []any{topicID}
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,9 +237,15 @@ func loadConfigs(ctx context.Context, q querier, topicID string) (map[string]map
 
 // ListTopics implements Store. The result is never nil.
 func (s *SQLite) ListTopics(ctx context.Context) ([]Topic, error) {
-	topics := []Topic{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx,
+	return listTopics(ctx, s)
+}
+
+// listTopics is ListTopics for either backend.
+func listTopics(ctx context.Context, r txRunner) ([]Topic, error) {
+	var topics []Topic
+	err := r.read(ctx, func(q db) error {
+		topics = []Topic{}
+		rows, err := q.query(ctx,
 			`SELECT id, name, partition_count, created_at FROM topics ORDER BY name`)
 		if err != nil {
 			return err
@@ -237,7 +265,7 @@ func (s *SQLite) ListTopics(ctx context.Context) ([]Topic, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		configs, err := loadConfigs(ctx, tx, "")
+		configs, err := loadConfigs(ctx, q, "")
 		if err != nil {
 			return err
 		}
@@ -258,31 +286,37 @@ func (s *SQLite) ListTopics(ctx context.Context) ([]Topic, error) {
 // DeleteTopic implements Store. The segments come back sorted by partition
 // then base offset.
 func (s *SQLite) DeleteTopic(ctx context.Context, name string) (Topic, []Segment, error) {
+	return deleteTopic(ctx, s, name, s.now)
+}
+
+// deleteTopic is DeleteTopic for either backend; now stamps the
+// deleted-topics row.
+func deleteTopic(ctx context.Context, r txRunner, name string, now func() time.Time) (Topic, []Segment, error) {
 	var (
 		t    Topic
 		segs []Segment
 	)
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := r.write(ctx, func(q db) error {
 		var err error
-		if t, err = getTopic(ctx, tx, "name", name); err != nil {
+		if t, err = getTopic(ctx, q, "name", name); err != nil {
 			return err
 		}
-		if segs, err = querySegments(ctx, tx,
+		if segs, err = querySegments(ctx, q,
 			`WHERE topic_id = ? ORDER BY partition, base_offset`, t.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM committed_offsets WHERE topic = ?`, name); err != nil {
+		if _, err := q.exec(ctx, `DELETE FROM committed_offsets WHERE topic = ?`, name); err != nil {
 			return err
 		}
 		// ON DELETE CASCADE removes configs, partitions and segments.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM topics WHERE id = ?`, t.ID); err != nil {
+		if _, err := q.exec(ctx, `DELETE FROM topics WHERE id = ?`, t.ID); err != nil {
 			return err
 		}
 		// Recorded in the same transaction, so no crash can lose track of
 		// the local files and objects the caller is about to remove.
-		_, err = tx.ExecContext(ctx,
+		_, err = q.exec(ctx,
 			`INSERT INTO deleted_topics (id, name, partition_count, deleted_at) VALUES (?, ?, ?, ?)`,
-			t.ID, t.Name, t.PartitionCount, millis(s.now()))
+			t.ID, t.Name, t.PartitionCount, millis(now()))
 		return err
 	})
 	if err != nil {
@@ -293,8 +327,13 @@ func (s *SQLite) DeleteTopic(ctx context.Context, name string) (Topic, []Segment
 
 // DeletedTopics implements Store. The result is never nil.
 func (s *SQLite) DeletedTopics(ctx context.Context) ([]Topic, error) {
+	return deletedTopics(ctx, s.rq)
+}
+
+// deletedTopics is DeletedTopics for either backend.
+func deletedTopics(ctx context.Context, q db) ([]Topic, error) {
 	topics := []Topic{}
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := q.query(ctx,
 		`SELECT id, name, partition_count FROM deleted_topics ORDER BY name, id`)
 	if err != nil {
 		return nil, fmt.Errorf("meta: list deleted topics: %w", err)
@@ -327,18 +366,23 @@ func (s *SQLite) ForgetDeletedTopic(ctx context.Context, id string) error {
 
 // SetTopicConfigs implements Store. A nil or empty map clears every override.
 func (s *SQLite) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	return setTopicConfigs(ctx, s, name, configs)
+}
+
+// setTopicConfigs is SetTopicConfigs for either backend.
+func setTopicConfigs(ctx context.Context, r txRunner, name string, configs map[string]string) error {
 	if err := validateConfigs(configs); err != nil {
 		return fmt.Errorf("meta: set configs of topic %q: %w", name, err)
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		id, _, err := topicIDByName(ctx, tx, name)
+	err := r.write(ctx, func(q db) error {
+		id, _, err := topicIDByName(ctx, q, name)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM topic_configs WHERE topic_id = ?`, id); err != nil {
+		if _, err := q.exec(ctx, `DELETE FROM topic_configs WHERE topic_id = ?`, id); err != nil {
 			return err
 		}
-		return insertConfigs(ctx, tx, id, configs)
+		return q.insertConfigs(ctx, id, configs)
 	})
 	if err != nil {
 		return fmt.Errorf("meta: set configs of topic %q: %w", name, err)
@@ -349,19 +393,24 @@ func (s *SQLite) SetTopicConfigs(ctx context.Context, name string, configs map[s
 // AddPartitions implements Store. A newCount not larger than the current
 // count is ErrInvalid.
 func (s *SQLite) AddPartitions(ctx context.Context, name string, newCount int32) error {
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		id, count, err := topicIDByName(ctx, tx, name)
+	return addPartitions(ctx, s, name, newCount)
+}
+
+// addPartitions is AddPartitions for either backend.
+func addPartitions(ctx context.Context, r txRunner, name string, newCount int32) error {
+	err := r.write(ctx, func(q db) error {
+		id, count, err := topicIDByName(ctx, q, name)
 		if err != nil {
 			return err
 		}
 		if newCount <= count {
 			return fmt.Errorf("%w: new partition count %d must exceed current %d", ErrInvalid, newCount, count)
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := q.exec(ctx,
 			`UPDATE topics SET partition_count = ? WHERE id = ?`, newCount, id); err != nil {
 			return err
 		}
-		return insertPartitions(ctx, tx, id, count, newCount)
+		return q.insertPartitions(ctx, id, count, newCount)
 	})
 	if err != nil {
 		return fmt.Errorf("meta: add partitions to topic %q: %w", name, err)
@@ -370,12 +419,12 @@ func (s *SQLite) AddPartitions(ctx context.Context, name string, newCount int32)
 }
 
 // topicIDByName returns the ID and partition count of the named topic.
-func topicIDByName(ctx context.Context, q querier, name string) (string, int32, error) {
+func topicIDByName(ctx context.Context, q db, name string) (string, int32, error) {
 	var (
 		id    string
 		count int32
 	)
-	err := q.QueryRowContext(ctx,
+	err := q.queryRow(ctx,
 		`SELECT id, partition_count FROM topics WHERE name = ?`, name).Scan(&id, &count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, ErrTopicNotFound
@@ -383,29 +432,42 @@ func topicIDByName(ctx context.Context, q querier, name string) (string, int32, 
 	return id, count, err
 }
 
-// GetPartition implements Store.
+// GetPartition implements Store. The two lookups need no common snapshot:
+// the second only explains a missing row.
 func (s *SQLite) GetPartition(ctx context.Context, topicID string, partition int32) (Partition, error) {
-	p := Partition{TopicID: topicID, Partition: partition}
-	err := s.r.QueryRowContext(ctx,
-		`SELECT log_start_offset FROM partitions WHERE topic_id = ? AND partition = ?`,
-		topicID, partition).Scan(&p.LogStartOffset)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = missingPartition(ctx, s.r, topicID, partition)
-	}
+	p, err := getPartition(ctx, s.rq, topicID, partition)
 	if err != nil {
 		return Partition{}, fmt.Errorf("meta: get partition %s/%d: %w", topicID, partition, err)
 	}
 	return p, nil
 }
 
+// getPartition is GetPartition for either backend, without the error's
+// context.
+func getPartition(ctx context.Context, q db, topicID string, partition int32) (Partition, error) {
+	p := Partition{TopicID: topicID, Partition: partition}
+	err := q.queryRow(ctx,
+		`SELECT log_start_offset FROM partitions WHERE topic_id = ? AND partition = ?`,
+		topicID, partition).Scan(&p.LogStartOffset)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = missingPartition(ctx, q, topicID, partition)
+	}
+	return p, err
+}
+
 // SetLogStartOffset implements Store. A negative offset is ErrInvalid.
 func (s *SQLite) SetLogStartOffset(ctx context.Context, topicID string, partition int32, offset int64) error {
+	return setLogStartOffset(ctx, s, topicID, partition, offset)
+}
+
+// setLogStartOffset is SetLogStartOffset for either backend.
+func setLogStartOffset(ctx context.Context, r txRunner, topicID string, partition int32, offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("meta: set log start offset of %s/%d: %w: negative offset %d",
 			topicID, partition, ErrInvalid, offset)
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		return raiseLogStart(ctx, tx, topicID, partition, offset)
+	err := r.write(ctx, func(q db) error {
+		return raiseLogStart(ctx, q, topicID, partition, offset)
 	})
 	if err != nil {
 		return fmt.Errorf("meta: set log start offset of %s/%d: %w", topicID, partition, err)
@@ -415,19 +477,15 @@ func (s *SQLite) SetLogStartOffset(ctx context.Context, topicID string, partitio
 
 // raiseLogStart sets the partition's log start offset to offset unless it
 // is already at or past it.
-func raiseLogStart(ctx context.Context, tx *sql.Tx, topicID string, partition int32, offset int64) error {
-	res, err := tx.ExecContext(ctx,
-		`UPDATE partitions SET log_start_offset = max(log_start_offset, ?)
+func raiseLogStart(ctx context.Context, q db, topicID string, partition int32, offset int64) error {
+	n, err := q.exec(ctx,
+		`UPDATE partitions SET log_start_offset = `+q.greatest()+`(log_start_offset, ?)
 		 WHERE topic_id = ? AND partition = ?`, offset, topicID, partition)
 	if err != nil {
 		return err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
 	if n == 0 {
-		return missingPartition(ctx, tx, topicID, partition)
+		return missingPartition(ctx, q, topicID, partition)
 	}
 	return nil
 }
@@ -435,9 +493,9 @@ func raiseLogStart(ctx context.Context, tx *sql.Tx, topicID string, partition in
 // missingPartition explains why (topicID, partition) has no row: the topic
 // does not exist (ErrTopicNotFound) or the partition is out of its range
 // (ErrPartitionRange).
-func missingPartition(ctx context.Context, q querier, topicID string, partition int32) error {
+func missingPartition(ctx context.Context, q db, topicID string, partition int32) error {
 	var count int32
-	err := q.QueryRowContext(ctx,
+	err := q.queryRow(ctx,
 		`SELECT partition_count FROM topics WHERE id = ?`, topicID).Scan(&count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrTopicNotFound
