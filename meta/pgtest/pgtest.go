@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/streamhouse/streamhouse/internal/testproc"
 )
 
 // Timeouts for starting and stopping the server.
@@ -115,7 +117,7 @@ func DB(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	if err := srv.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s: %v\n%s", name, err, tail(srv.log))
+		t.Fatalf("pgtest: create database %s: %v\n%s", name, err, testproc.LogTail("postgres", srv.log))
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
@@ -210,7 +212,7 @@ func start() (srv *server, skip bool, err error) {
 		}
 	}
 	_ = os.RemoveAll(dir)
-	return nil, false, fmt.Errorf("start postgres (%s): %w\n%s", bin, err, tail(srv.log))
+	return nil, false, fmt.Errorf("start postgres (%s): %w\n%s", bin, err, testproc.LogTail("postgres", srv.log))
 }
 
 // binDir returns the directory holding initdb and postgres.
@@ -301,7 +303,7 @@ func (s *server) initdb() error {
 		"--locale", "C",
 		"--no-sync")
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, tail(s.log))
+		return fmt.Errorf("initdb: %w\n%s", err, testproc.LogTail("postgres", s.log))
 	}
 	return nil
 }
@@ -309,7 +311,7 @@ func (s *server) initdb() error {
 // launch starts postgres on a free port and waits until it accepts
 // connections.
 func (s *server) launch() error {
-	addr, err := freeAddr()
+	addr, err := testproc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -412,27 +414,4 @@ func (s *server) stopProcess() error {
 	err := <-s.exited
 	s.exited <- err
 	return fmt.Errorf("postgres ignored SIGINT for %s and was killed", stopTimeout)
-}
-
-// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// tail returns the end of the server's log for failure messages.
-func tail(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	const max = 4 << 10
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	return "postgres log (" + path + "):\n" + string(data)
 }

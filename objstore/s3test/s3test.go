@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/streamhouse/streamhouse/internal/testproc"
 	"github.com/streamhouse/streamhouse/objstore"
 )
 
@@ -86,7 +86,7 @@ func Start(t testing.TB) *Server {
 	// then the server exits and we try another port.
 	var lastErr error
 	for range startTries {
-		addr, err := freeAddr()
+		addr, err := testproc.FreeAddr()
 		if err != nil {
 			t.Fatalf("s3test: %v", err)
 		}
@@ -110,7 +110,7 @@ func Start(t testing.TB) *Server {
 		}
 		lastErr = err
 	}
-	t.Fatalf("s3test: start versitygw (%s): %v\n%s", bin, lastErr, tail(srv.Log))
+	t.Fatalf("s3test: start versitygw (%s): %v\n%s", bin, lastErr, testproc.LogTail("versitygw", srv.Log))
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (s *Server) Stop(t testing.TB) {
 		t.Fatalf("s3test: Stop: versitygw at %s is not running", s.Endpoint)
 	}
 	if err := p.stop(); err != nil {
-		t.Fatalf("s3test: stop versitygw: %v\n%s", err, tail(s.Log))
+		t.Fatalf("s3test: stop versitygw: %v\n%s", err, testproc.LogTail("versitygw", s.Log))
 	}
 }
 
@@ -147,7 +147,7 @@ func (s *Server) Restart(t testing.TB) {
 	addr := strings.TrimPrefix(s.Endpoint, "http://")
 	p, err := s.launch(addr)
 	if err != nil {
-		t.Fatalf("s3test: restart versitygw on %s: %v\n%s", addr, err, tail(s.Log))
+		t.Fatalf("s3test: restart versitygw on %s: %v\n%s", addr, err, testproc.LogTail("versitygw", s.Log))
 	}
 	s.p = p
 }
@@ -179,7 +179,7 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("s3test: create bucket %q: %v\n%s", name, err, tail(s.Log))
+		t.Fatalf("s3test: create bucket %q: %v\n%s", name, err, testproc.LogTail("versitygw", s.Log))
 	}
 }
 
@@ -267,27 +267,4 @@ func (p *proc) stop() error {
 	}
 	<-p.exited
 	return fmt.Errorf("versitygw ignored SIGTERM for %s and was killed", stopTimeout)
-}
-
-// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// tail returns the end of the server's log for failure messages.
-func tail(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	const max = 4 << 10
-	if len(data) > max {
-		data = data[len(data)-max:]
-	}
-	return "versitygw log (" + path + "):\n" + string(data)
 }
