@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/streamhouse/streamhouse/meta"
@@ -217,12 +216,7 @@ func (m *Manager) TopicConfigDefault(key string) (string, bool) {
 // DiskSpace returns the total and available bytes of the file system
 // holding the segment directory.
 func (m *Manager) DiskSpace() (total, usable int64, err error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(m.cfg.Dir, &st); err != nil {
-		return 0, 0, fmt.Errorf("log: statfs %s: %w", m.cfg.Dir, err)
-	}
-	bs := int64(st.Bsize)
-	return int64(st.Blocks) * bs, int64(st.Bavail) * bs, nil
+	return statfsBytes(m.cfg.Dir)
 }
 
 // sealedBelow reports whether the local segment file at path is sealed and
