@@ -46,13 +46,21 @@ var topicConfigInfos = map[string]topicConfigInfo{
 	log.ConfigMaxMessageBytes: {kmsg.ConfigTypeInt, "message.max.bytes",
 		"The largest record batch a produce may append."},
 	log.ConfigCleanupPolicy: {kmsg.ConfigTypeList, "log.cleanup.policy",
-		"Only delete: retention removes whole segments; compaction is not supported."},
+		"delete: retention removes whole segments by age and size; compact: keep at least the latest record of every key; or both."},
 	log.ConfigTimestampType: {kmsg.ConfigTypeString, "log.message.timestamp.type",
 		"CreateTime keeps producer timestamps; LogAppendTime stamps each batch with the broker's time."},
 	log.ConfigMinInsyncReplica: {kmsg.ConfigTypeInt, "min.insync.replicas",
 		"Always 1: this broker is the only replica."},
 	log.ConfigCompressionType: {kmsg.ConfigTypeString, "compression.type",
 		"Always producer: batches are stored with the producer's codec, untouched."},
+	log.ConfigMinCleanableDirtyRatio: {kmsg.ConfigTypeDouble, "log.cleaner.min.cleanable.ratio",
+		"Compaction starts once this share of the partition's sealed bytes has not been compacted yet."},
+	log.ConfigMinCompactionLagMs: {kmsg.ConfigTypeLong, "log.cleaner.min.compaction.lag.ms",
+		"A record stays uncompacted for at least this many ms after it was written."},
+	log.ConfigMaxCompactionLagMs: {kmsg.ConfigTypeLong, "log.cleaner.max.compaction.lag.ms",
+		"A sealed segment is compacted within this many ms of its newest record, whatever the dirty ratio."},
+	log.ConfigDeleteRetentionMs: {kmsg.ConfigTypeLong, "log.cleaner.delete.retention.ms",
+		"How long a tombstone (a null value) stays readable after compaction first reached it, in ms."},
 }
 
 // isListConfig reports whether APPEND and SUBTRACT apply to a topic config.

@@ -291,7 +291,7 @@ func TestIncrementalAlterConfigsErrors(t *testing.T) {
 	}{
 		{"unknown key", kadm.AlterConfig{Op: kadm.SetConfig, Name: "no.such", Value: str("1")}, kerr.InvalidConfig},
 		{"bad value", kadm.AlterConfig{Op: kadm.SetConfig, Name: log.ConfigSegmentBytes, Value: str("-3")}, kerr.InvalidConfig},
-		{"append unsupported policy", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigCleanupPolicy, Value: str("compact")}, kerr.InvalidConfig},
+		{"append unknown policy", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigCleanupPolicy, Value: str("shred")}, kerr.InvalidConfig},
 		{"subtract to empty", kadm.AlterConfig{Op: kadm.SubtractConfig, Name: log.ConfigCleanupPolicy, Value: str("delete")}, kerr.InvalidConfig},
 		{"append to a non-list", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigRetentionMs, Value: str("1")}, kerr.InvalidConfig},
 		{"null set", kadm.AlterConfig{Op: kadm.SetConfig, Name: log.ConfigRetentionMs}, kerr.InvalidRequest},

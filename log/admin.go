@@ -200,15 +200,23 @@ func (m *Manager) BrokerSettings() BrokerSettings {
 }
 
 // TopicConfigDefault returns the value a topic without an override of key
-// runs with on this broker: TopicConfigDefault's, except segment.bytes and
-// segment.ms, whose defaults are the broker's Config.SegmentBytes and
-// Config.SegmentAge.
+// runs with on this broker: TopicConfigDefault's, except segment.bytes,
+// segment.ms and the compaction configs, whose defaults are the broker's
+// Config.SegmentBytes, Config.SegmentAge and Config.Cleaner.
 func (m *Manager) TopicConfigDefault(key string) (string, bool) {
 	switch key {
 	case ConfigSegmentBytes:
 		return strconv.FormatInt(m.cfg.SegmentBytes, 10), true
 	case ConfigSegmentMs:
 		return strconv.FormatInt(m.cfg.SegmentAge.Milliseconds(), 10), true
+	case ConfigMinCleanableDirtyRatio:
+		return strconv.FormatFloat(m.cfg.Cleaner.MinCleanableRatio, 'g', -1, 64), true
+	case ConfigMinCompactionLagMs:
+		return strconv.FormatInt(m.cfg.Cleaner.MinCompactionLag.Milliseconds(), 10), true
+	case ConfigMaxCompactionLagMs:
+		return strconv.FormatInt(m.cfg.Cleaner.MaxCompactionLag.Milliseconds(), 10), true
+	case ConfigDeleteRetentionMs:
+		return strconv.FormatInt(m.cfg.Cleaner.DeleteRetention.Milliseconds(), 10), true
 	}
 	return TopicConfigDefault(key)
 }

@@ -193,6 +193,16 @@ func badCounts(h BatchHeader) string {
 // Uncompressed batches are checked without allocating; this is the produce
 // hot path.
 func ValidateBatch(b []byte) (BatchHeader, error) {
+	return validateBatch(b, false)
+}
+
+// errKeylessRecord is the detail of a batch refused by a compacted topic.
+// The text is Kafka's, which clients and operators search for.
+const errKeylessRecord = "Compacted topic cannot accept message without key"
+
+// validateBatch is ValidateBatch; requireKeys also refuses a record with a
+// null key (a compacted topic's rule) as an invalid batch.
+func validateBatch(b []byte, requireKeys bool) (BatchHeader, error) {
 	h, err := checkFrame(b)
 	if err != nil {
 		return h, err
@@ -206,7 +216,7 @@ func ValidateBatch(b []byte) (BatchHeader, error) {
 	if err != nil {
 		return h, err
 	}
-	maxDelta, err := walkRecords(region, h.NumRecords)
+	maxDelta, err := walkRecords(region, h.NumRecords, requireKeys && !h.IsControl())
 	if err != nil {
 		return h, err
 	}
@@ -251,8 +261,9 @@ func recordsRegion(scratch *[]byte, b []byte, h BatchHeader) ([]byte, error) {
 // walkRecords checks that region holds exactly want well-formed records with
 // offset deltas 0, 1, 2...; it returns the largest timestamp delta. Any
 // record that does not decode within its own length is corruption; a
-// clean walk finding a different count is an invalid batch.
-func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
+// clean walk finding a different count is an invalid batch, and so is,
+// with requireKeys, a record whose key is null.
+func walkRecords(region []byte, want int32, requireKeys bool) (maxTSDelta int64, err error) {
 	maxTSDelta = -1 << 63
 	var n int32
 	for len(region) > 0 {
@@ -264,7 +275,7 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 			ts, j, ok1 := short2(b, 1) // after attributes
 			off, j, ok2 := short2(b, j)
 			kl, j, ok3 := short2(b, j)
-			if ok1 && ok2 && ok3 && kl >= -1 && int(kl) <= len(b)-j {
+			if ok1 && ok2 && ok3 && kl >= -1 && int(kl) <= len(b)-j && (kl >= 0 || !requireKeys) {
 				j += max(int(kl), 0)
 				vl, j, ok4 := short2(b, j)
 				if ok4 && vl >= -1 && int(vl) <= len(b)-j {
@@ -282,7 +293,7 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 				}
 			}
 		}
-		tsDelta, rest, err := walkRecord(region, n)
+		tsDelta, rest, err := walkRecord(region, n, requireKeys)
 		if err != nil {
 			return 0, err
 		}
@@ -300,17 +311,20 @@ func walkRecords(region []byte, want int32) (maxTSDelta int64, err error) {
 // delta n, and returns its timestamp delta and the bytes after it. It is
 // walkRecords' general path, and the reference its fast path is fuzzed
 // against.
-func walkRecord(region []byte, n int32) (tsDelta int64, rest []byte, err error) {
+func walkRecord(region []byte, n int32, requireKeys bool) (tsDelta int64, rest []byte, err error) {
 	body, rest, err := nextRecord(region)
 	if err != nil {
 		return 0, nil, err
 	}
-	tsDelta, offDelta, err := walkRecordBody(body)
+	tsDelta, offDelta, keyNull, err := walkRecordBody(body)
 	if err != nil {
 		return 0, nil, corruptf("record %d: %v", n, err)
 	}
 	if offDelta != n {
 		return 0, nil, invalidf("record %d has offset delta %d", n, offDelta)
+	}
+	if keyNull && requireKeys {
+		return 0, nil, invalidf("record %d: %s", n, errKeylessRecord)
 	}
 	return tsDelta, rest, nil
 }
@@ -361,52 +375,55 @@ var (
 // without allocating, and returns its timestamp and offset deltas. It runs
 // for every produced record, so it walks b by index, and each varint
 // tries short2 (inlined: the one- and two-byte varints of small records)
-// before the general varintAt.
-func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, err error) {
+// before the general varintAt. keyNull reports a null key.
+func walkRecordBody(b []byte) (tsDelta int64, offDelta int32, keyNull bool, err error) {
 	v, i, ok := short2(b, 1) // after attributes: unused int8
 	if ok {
 		tsDelta = int64(v)
 	} else if tsDelta, i, ok = varlongAt(b, 1); !ok {
-		return 0, 0, errShortRecord
+		return 0, 0, false, errShortRecord
 	}
 	if offDelta, i, ok = short2(b, i); !ok {
 		if offDelta, i, ok = varintAt(b, i); !ok {
-			return 0, 0, errShortRecord
+			return 0, 0, false, errShortRecord
 		}
 	}
 	// Key and value: null (-1) or that many bytes. Short lengths are
 	// checked here; anything else goes through skipVarintBytes.
 	if l, j, ok := short2(b, i); ok && l >= -1 && int(l) <= len(b)-j {
+		keyNull = l == -1
 		i = j + max(int(l), 0)
+	} else if kl, j, ok := varintAt(b, i); ok && kl == -1 { // an overlong null
+		keyNull, i = true, j
 	} else if i, ok = skipVarintBytes(b, i, -1); !ok { // key
-		return 0, 0, errShortRecord
+		return 0, 0, false, errShortRecord
 	}
 	if l, j, ok := short2(b, i); ok && l >= -1 && int(l) <= len(b)-j {
 		i = j + max(int(l), 0)
 	} else if i, ok = skipVarintBytes(b, i, -1); !ok { // value
-		return 0, 0, errShortRecord
+		return 0, 0, false, errShortRecord
 	}
 	nh, i, ok := short2(b, i)
 	if !ok {
 		if nh, i, ok = varintAt(b, i); !ok {
-			return 0, 0, errShortRecord
+			return 0, 0, false, errShortRecord
 		}
 	}
 	if nh < 0 || int(nh) > len(b)-i {
-		return 0, 0, fmt.Errorf("header count %d", nh)
+		return 0, 0, false, fmt.Errorf("header count %d", nh)
 	}
 	for range nh {
 		if i, ok = skipVarintBytes(b, i, 0); !ok { // header key: never null
-			return 0, 0, errShortRecord
+			return 0, 0, false, errShortRecord
 		}
 		if i, ok = skipVarintBytes(b, i, -1); !ok { // header value
-			return 0, 0, errShortRecord
+			return 0, 0, false, errShortRecord
 		}
 	}
 	if i != len(b) {
-		return 0, 0, errRecordTrailer
+		return 0, 0, false, errRecordTrailer
 	}
-	return tsDelta, offDelta, nil
+	return tsDelta, offDelta, keyNull, nil
 }
 
 // short2 decodes a zig-zag varint of one or two bytes at b[i:], with the

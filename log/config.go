@@ -17,7 +17,43 @@ const (
 	DefaultCacheBytes        = 256 << 20
 	DefaultFlushInterval     = time.Second
 	DefaultRetentionInterval = time.Minute
+
+	// Compaction defaults: Kafka's log.cleaner.* values, except the run
+	// interval (log.cleaner.backoff.ms is 15 s; our runs are cheap to
+	// skip) and the delete delay of replaced objects (file.delete.delay.ms).
+	DefaultMinCleanableRatio  = 0.5
+	DefaultDeleteRetention    = 24 * time.Hour
+	DefaultMaxCompactionLag   = time.Duration(1<<63 - 1)
+	DefaultDedupeBufferBytes  = 128 << 20
+	DefaultCleanerInterval    = 15 * time.Second
+	DefaultCleanerDeleteDelay = time.Minute
 )
+
+// CleanerConfig tunes compaction (compact.go): the broker defaults of the
+// topic configs min.cleanable.dirty.ratio, min.compaction.lag.ms,
+// max.compaction.lag.ms and delete.retention.ms, and the cleaner's own
+// limits. Zero fields take the defaults above (MinCompactionLag and
+// IOBytesPerSecond stay zero: no lag, no rate limit).
+type CleanerConfig struct {
+	MinCleanableRatio float64
+	MinCompactionLag  time.Duration
+	MaxCompactionLag  time.Duration
+	DeleteRetention   time.Duration
+	// DedupeBufferBytes bounds the key map of one run (Kafka's
+	// log.cleaner.dedupe.buffer.size): 24 bytes per distinct key.
+	DedupeBufferBytes int64
+	// IOBytesPerSecond bounds the bytes a run reads and writes per
+	// second (log.cleaner.io.max.bytes.per.second); zero is unlimited.
+	IOBytesPerSecond int64
+	// Interval is how often the cleaner looks for partitions to compact.
+	Interval time.Duration
+	// DeleteDelay is how long a replaced segment object stays in the
+	// object store after the swap, for reads that planned on it; a
+	// negative value deletes them at once.
+	DeleteDelay time.Duration
+	// Disabled stops the cleaner (log.cleaner.enable=false).
+	Disabled bool
+}
 
 // Config is everything a Manager needs. Dir, Objects and Meta are required.
 type Config struct {
@@ -55,6 +91,8 @@ type Config struct {
 	// a reserve (64 MiB, or an eighth of a smaller file system) is
 	// available there, with ErrDiskFull (room.go).
 	MaxUploadBacklog int64
+	// Cleaner tunes compaction.
+	Cleaner CleanerConfig
 	// RetentionInterval is how often retention and age-based rolls run.
 	RetentionInterval time.Duration
 	// Now is the clock; nil means time.Now.

@@ -80,15 +80,16 @@ func FuzzValidateBatch(f *testing.F) {
 func FuzzWalkRecords(f *testing.F) {
 	for _, b := range formatFuzzBatches(f) {
 		if h, err := ParseBatchHeader(b); err == nil && h.Codec() == CodecNone && len(b) >= batchHeaderLen {
-			f.Add(b[batchHeaderLen:], h.NumRecords)
+			f.Add(b[batchHeaderLen:], h.NumRecords, false)
+			f.Add(b[batchHeaderLen:], h.NumRecords, true)
 		}
 	}
-	f.Fuzz(func(t *testing.T, region []byte, want int32) {
-		got, gotErr := walkRecords(region, want)
+	f.Fuzz(func(t *testing.T, region []byte, want int32, keys bool) {
+		got, gotErr := walkRecords(region, want, keys)
 		ref, refErr := func() (int64, error) {
 			maxTS, n, rest := int64(-1<<63), int32(0), region
 			for len(rest) > 0 {
-				ts, r, err := walkRecord(rest, n)
+				ts, r, err := walkRecord(rest, n, keys)
 				if err != nil {
 					return 0, err
 				}

@@ -155,6 +155,25 @@ func applyDefaults(cfg *Config) {
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = DefaultRetentionInterval
 	}
+	c := &cfg.Cleaner
+	if c.MinCleanableRatio <= 0 {
+		c.MinCleanableRatio = DefaultMinCleanableRatio
+	}
+	if c.MaxCompactionLag <= 0 {
+		c.MaxCompactionLag = DefaultMaxCompactionLag
+	}
+	if c.DeleteRetention <= 0 {
+		c.DeleteRetention = DefaultDeleteRetention
+	}
+	if c.DedupeBufferBytes <= 0 {
+		c.DedupeBufferBytes = DefaultDedupeBufferBytes
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultCleanerInterval
+	}
+	if c.DeleteDelay == 0 {
+		c.DeleteDelay = DefaultCleanerDeleteDelay
+	}
 	if cfg.SyncScope == "" {
 		cfg.SyncScope = SyncFile
 	}

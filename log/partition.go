@@ -153,7 +153,7 @@ type validated struct {
 	records int64
 }
 
-func (p *Partition) validate(data []byte, maxMessageBytes int64) (validated, error) {
+func (p *Partition) validate(data []byte, maxMessageBytes int64, requireKeys bool) (validated, error) {
 	batches, err := SplitBatches(data)
 	if err != nil {
 		return validated{}, err
@@ -163,7 +163,7 @@ func (p *Partition) validate(data []byte, maxMessageBytes int64) (validated, err
 	}
 	v := validated{batches: batches, headers: make([]BatchHeader, len(batches))}
 	for i, b := range batches {
-		h, err := ValidateBatch(b)
+		h, err := validateBatch(b, requireKeys)
 		if err != nil {
 			return validated{}, err
 		}
@@ -180,9 +180,9 @@ func (p *Partition) validate(data []byte, maxMessageBytes int64) (validated, err
 // mark the caller must see synced for durability.
 func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	p.mu.Lock()
-	maxBytes := p.settings.maxMessageBytes
+	maxBytes, compact := p.settings.maxMessageBytes, p.settings.compact
 	p.mu.Unlock()
-	v, err := p.validate(data, maxBytes)
+	v, err := p.validate(data, maxBytes, compact)
 	if err != nil {
 		return AppendResult{}, 0, err
 	}

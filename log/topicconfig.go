@@ -2,6 +2,8 @@ package log
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,18 @@ const (
 	ConfigTimestampType    = "message.timestamp.type"
 	ConfigMinInsyncReplica = "min.insync.replicas"
 	ConfigCompressionType  = "compression.type"
+
+	// Compaction (compact.go).
+	ConfigMinCleanableDirtyRatio = "min.cleanable.dirty.ratio"
+	ConfigMinCompactionLagMs     = "min.compaction.lag.ms"
+	ConfigMaxCompactionLagMs     = "max.compaction.lag.ms"
+	ConfigDeleteRetentionMs      = "delete.retention.ms"
+)
+
+// Cleanup policies, the values cleanup.policy lists (comma-separated).
+const (
+	CleanupDelete  = "delete"
+	CleanupCompact = "compact"
 )
 
 // Topic config defaults (Kafka's, except where the object store changes the
@@ -68,10 +82,57 @@ var topicConfigSpecs = map[string]configSpec{
 	ConfigSegmentBytes:     {strconv.Itoa(DefaultSegmentBytes), intRange(14, 1<<30)},
 	ConfigSegmentMs:        {strconv.FormatInt(int64(DefaultSegmentAge/time.Millisecond), 10), longAtLeast(1)},
 	ConfigMaxMessageBytes:  {strconv.Itoa(DefaultMaxMessageBytes), intRange(0, 1<<30)},
-	ConfigCleanupPolicy:    {"delete", oneOf("delete")},
+	ConfigCleanupPolicy:    {CleanupDelete, checkCleanupPolicy},
 	ConfigTimestampType:    {"CreateTime", oneOf("CreateTime", "LogAppendTime")},
 	ConfigMinInsyncReplica: {"1", oneOf("1")},
 	ConfigCompressionType:  {"producer", oneOf("producer")},
+
+	ConfigMinCleanableDirtyRatio: {strconv.FormatFloat(DefaultMinCleanableRatio, 'g', -1, 64), checkRatio},
+	ConfigMinCompactionLagMs:     {"0", longAtLeast(0)},
+	ConfigMaxCompactionLagMs:     {strconv.FormatInt(math.MaxInt64, 10), longAtLeast(1)},
+	ConfigDeleteRetentionMs:      {strconv.FormatInt(int64(DefaultDeleteRetention/time.Millisecond), 10), longAtLeast(0)},
+}
+
+// CleanupPolicies splits a cleanup.policy value into its policies
+// (trimmed, in order). Kafka accepts "compact", "delete" and both in
+// either order.
+func CleanupPolicies(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func checkCleanupPolicy(v string) error {
+	pols := CleanupPolicies(v)
+	if len(pols) == 0 {
+		return fmt.Errorf("must list %s, %s or both", CleanupDelete, CleanupCompact)
+	}
+	seen := map[string]bool{}
+	for _, p := range pols {
+		if p != CleanupDelete && p != CleanupCompact {
+			return fmt.Errorf("%q is not a cleanup policy; the policies are %s and %s", p, CleanupDelete, CleanupCompact)
+		}
+		if seen[p] {
+			return fmt.Errorf("%q listed twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+func checkRatio(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) {
+		return fmt.Errorf("not a number")
+	}
+	if f < 0 || f > 1 {
+		return fmt.Errorf("must be between 0 and 1")
+	}
+	return nil
 }
 
 func intRange(min, max int64) func(string) error {
@@ -121,6 +182,16 @@ func ValidateTopicConfigs(configs map[string]string) error {
 			return fmt.Errorf("%w: config %q value %q: %v", ErrInvalidConfig, k, configs[k], err)
 		}
 	}
+	minLag, okMin := configs[ConfigMinCompactionLagMs]
+	maxLag, okMax := configs[ConfigMaxCompactionLagMs]
+	if okMin && okMax {
+		lo, _ := strconv.ParseInt(minLag, 10, 64)
+		hi, _ := strconv.ParseInt(maxLag, 10, 64)
+		if lo > hi {
+			return fmt.Errorf("%w: config %q (%d) is larger than %q (%d)", ErrInvalidConfig,
+				ConfigMinCompactionLagMs, lo, ConfigMaxCompactionLagMs, hi)
+		}
+	}
 	return nil
 }
 
@@ -132,6 +203,15 @@ type topicSettings struct {
 	segmentAge      time.Duration
 	maxMessageBytes int64
 	logAppendTime   bool
+
+	// Compaction (compact.go). deletePolicy is retention by time and
+	// size; compact keeps the latest record per key.
+	deletePolicy      bool
+	compact           bool
+	minCleanableRatio float64
+	minCompactionLag  time.Duration
+	maxCompactionLag  time.Duration
+	deleteRetention   time.Duration
 }
 
 // settingsFor merges a topic's overrides over the broker defaults. The
@@ -143,6 +223,12 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 		segmentBytes:    cfg.SegmentBytes,
 		segmentAge:      cfg.SegmentAge,
 		maxMessageBytes: DefaultMaxMessageBytes,
+
+		deletePolicy:      true,
+		minCleanableRatio: cfg.Cleaner.MinCleanableRatio,
+		minCompactionLag:  cfg.Cleaner.MinCompactionLag,
+		maxCompactionLag:  cfg.Cleaner.MaxCompactionLag,
+		deleteRetention:   cfg.Cleaner.DeleteRetention,
 	}
 	num := func(key string, dst *int64) {
 		if v, ok := configs[key]; ok {
@@ -161,6 +247,26 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 		}
 	}
 	s.logAppendTime = configs[ConfigTimestampType] == "LogAppendTime"
+	if v, ok := configs[ConfigCleanupPolicy]; ok {
+		pols := CleanupPolicies(v)
+		s.deletePolicy = slices.Contains(pols, CleanupDelete)
+		s.compact = slices.Contains(pols, CleanupCompact)
+	}
+	if v, ok := configs[ConfigMinCleanableDirtyRatio]; ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			s.minCleanableRatio = f
+		}
+	}
+	millis := func(key string, dst *time.Duration) {
+		if v, ok := configs[key]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				*dst = time.Duration(min(n, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+			}
+		}
+	}
+	millis(ConfigMinCompactionLagMs, &s.minCompactionLag)
+	millis(ConfigMaxCompactionLagMs, &s.maxCompactionLag)
+	millis(ConfigDeleteRetentionMs, &s.deleteRetention)
 	return s
 }
 
