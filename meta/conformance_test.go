@@ -64,6 +64,8 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"AddSegment", testAddSegment},
 		{"ListSegments", testListSegments},
 		{"DeleteSegments", testDeleteSegments},
+		{"ReplaceSegments", testReplaceSegments},
+		{"ReplaceSegmentsRacesDelete", testReplaceSegmentsRacesDelete},
 		{"CommitOffsets", testCommitOffsets},
 		{"FetchOffsets", testFetchOffsets},
 		{"ListGroups", testListGroups},
@@ -989,4 +991,218 @@ func testAllocateProducerID(t *testing.T, open func(t *testing.T) Store) {
 			seen[id] = true
 		}
 	})
+}
+
+// replaceTopicID is the ID of the topic the ReplaceSegments cases create,
+// fixed so the tables can spell out their rows.
+const replaceTopicID = "5e9e0000-0000-4000-8000-00000000c0de"
+
+// rseg is seg on partition p of the ReplaceSegments topic.
+func rseg(p int32, base int64) Segment { return seg(replaceTopicID, p, base) }
+
+// compacted is a segment that compaction wrote for [base, last] of
+// partition p: a new object key, fewer records.
+func compacted(p int32, base, last int64) Segment {
+	sg := rseg(p, base)
+	sg.LastOffset, sg.RecordCount, sg.Size = last, 3, 512
+	sg.ObjectKey = fmt.Sprintf("%s/%d/%020d.compacted.seg", replaceTopicID, p, base)
+	return sg
+}
+
+// with returns sg changed by f.
+func with(sg Segment, f func(*Segment)) Segment { f(&sg); return sg }
+
+// listed returns the partition's segments or fails the test.
+func listed(t *testing.T, s Store, topicID string, p int32) []Segment {
+	t.Helper()
+	got, err := s.ListSegments(t.Context(), topicID, p)
+	if err != nil {
+		t.Fatalf("ListSegments(%d): %v", p, err)
+	}
+	return normSegments(got)
+}
+
+func testReplaceSegments(t *testing.T, open func(t *testing.T) Store) {
+	// Every case starts from partition 0 holding 0, 100, 200, 300 with log
+	// start 50, and partition 1 holding 0.
+	initial := []Segment{rseg(0, 0), rseg(0, 100), rseg(0, 200), rseg(0, 300)}
+	for _, c := range []struct {
+		name      string
+		prep      func(t *testing.T, s Store) // after the common setup, if set
+		topicID   string                      // replaceTopicID if empty
+		partition int32
+		old, new  []Segment
+		wantErr   error
+		want      []Segment // partition 0 afterwards; initial (or after prep) on error
+	}{
+		{name: "ThreeByOneKeepsFirstBase",
+			old:  []Segment{rseg(0, 0), rseg(0, 100), rseg(0, 200)},
+			new:  []Segment{compacted(0, 0, 209)},
+			want: []Segment{compacted(0, 0, 209), rseg(0, 300)}},
+		{name: "TwoByTwoNewBases",
+			old:  []Segment{rseg(0, 100), rseg(0, 200)},
+			new:  []Segment{compacted(0, 150, 159), compacted(0, 100, 109)},
+			want: []Segment{rseg(0, 0), compacted(0, 100, 109), compacted(0, 150, 159), rseg(0, 300)}},
+		{name: "EmptyNew",
+			old:  []Segment{rseg(0, 100), rseg(0, 200)},
+			want: []Segment{rseg(0, 0), rseg(0, 300)}},
+		{name: "OldRowsOtherFieldsIgnored",
+			old:  []Segment{with(rseg(0, 300), func(sg *Segment) { sg.LastOffset, sg.Size = 999, 1 })},
+			new:  []Segment{compacted(0, 300, 309)},
+			want: []Segment{rseg(0, 0), rseg(0, 100), rseg(0, 200), compacted(0, 300, 309)}},
+		{name: "StaleObjectKey",
+			old: []Segment{rseg(0, 0), with(rseg(0, 100), func(sg *Segment) { sg.ObjectKey = "gone" })},
+			new: []Segment{compacted(0, 0, 109)}, wantErr: ErrSegmentChanged, want: initial},
+		{name: "AlreadyDeletedByRetention",
+			prep: func(t *testing.T, s Store) {
+				wantErr(t, s.DeleteSegments(t.Context(), replaceTopicID, 0, []int64{0}, 0), nil)
+			},
+			old: []Segment{rseg(0, 0), rseg(0, 100)}, new: []Segment{compacted(0, 0, 109)},
+			wantErr: ErrSegmentChanged, want: initial[1:]},
+		{name: "NeverRecorded",
+			old: []Segment{rseg(0, 300), rseg(0, 400)}, new: []Segment{compacted(0, 300, 409)},
+			wantErr: ErrSegmentChanged, want: initial},
+		{name: "OldRowOfOtherPartitionKey",
+			old:     []Segment{with(rseg(0, 0), func(sg *Segment) { sg.ObjectKey = rseg(1, 0).ObjectKey })},
+			wantErr: ErrSegmentChanged, want: initial},
+		{name: "CollidesWithRemaining",
+			old: []Segment{rseg(0, 0), rseg(0, 100)}, new: []Segment{compacted(0, 0, 99), compacted(0, 200, 209)},
+			wantErr: ErrSegmentExists, want: initial},
+		{name: "NewTwiceSameBase",
+			old: []Segment{rseg(0, 0), rseg(0, 100)}, new: []Segment{compacted(0, 0, 9), compacted(0, 0, 19)},
+			wantErr: ErrInvalid, want: initial},
+		{name: "OldTwiceSameBase",
+			old: []Segment{rseg(0, 0), rseg(0, 0)}, wantErr: ErrInvalid, want: initial},
+		{name: "NewLastBeforeBase",
+			old:     []Segment{rseg(0, 0), rseg(0, 100)},
+			new:     []Segment{with(compacted(0, 0, 109), func(sg *Segment) { sg.LastOffset = -1 })},
+			wantErr: ErrInvalid, want: initial},
+		{name: "NewEmptyObjectKey",
+			old:     []Segment{rseg(0, 0), rseg(0, 100)},
+			new:     []Segment{with(compacted(0, 0, 109), func(sg *Segment) { sg.ObjectKey = "" })},
+			wantErr: ErrInvalid, want: initial},
+		{name: "NewNegativeSize",
+			old:     []Segment{rseg(0, 0)},
+			new:     []Segment{with(compacted(0, 0, 9), func(sg *Segment) { sg.Size = -1 })},
+			wantErr: ErrInvalid, want: initial},
+		{name: "EmptyOld",
+			new: []Segment{compacted(0, 400, 409)}, wantErr: ErrInvalid, want: initial},
+		{name: "OldRowWrongTopic",
+			old:     []Segment{rseg(0, 0), with(rseg(0, 100), func(sg *Segment) { sg.TopicID = uuid.NewString() })},
+			wantErr: ErrInvalid, want: initial},
+		{name: "NewRowWrongTopic",
+			old:     []Segment{rseg(0, 0)},
+			new:     []Segment{with(compacted(0, 0, 9), func(sg *Segment) { sg.TopicID = uuid.NewString() })},
+			wantErr: ErrInvalid, want: initial},
+		{name: "NewRowWrongPartition",
+			old: []Segment{rseg(0, 0)}, new: []Segment{compacted(1, 0, 9)},
+			wantErr: ErrInvalid, want: initial},
+		{name: "PartitionPastEnd", partition: 2,
+			old: []Segment{rseg(2, 0)}, new: []Segment{compacted(2, 0, 9)},
+			wantErr: ErrPartitionRange, want: initial},
+		{name: "MissingTopic", topicID: "5e9e0000-0000-4000-8000-00000000dead",
+			old:     []Segment{seg("5e9e0000-0000-4000-8000-00000000dead", 0, 0)},
+			wantErr: ErrTopicNotFound, want: initial},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			ctx := t.Context()
+			mustCreate(t, s, Topic{ID: replaceTopicID, Name: "t", PartitionCount: 2})
+			mustAddSegments(t, s, initial...)
+			mustAddSegments(t, s, rseg(1, 0))
+			wantErr(t, s.SetLogStartOffset(ctx, replaceTopicID, 0, 50), nil)
+			if c.prep != nil {
+				c.prep(t, s)
+			}
+			topicID := c.topicID
+			if topicID == "" {
+				topicID = replaceTopicID
+			}
+			err := s.ReplaceSegments(ctx, topicID, c.partition, c.old, c.new)
+			wantErr(t, err, c.wantErr)
+			wantEqual(t, "partition 0 segments", listed(t, s, replaceTopicID, 0), c.want)
+			wantEqual(t, "partition 1 segments", listed(t, s, replaceTopicID, 1), []Segment{rseg(1, 0)})
+			if ls := logStart(t, s, replaceTopicID, 0); ls != 50 {
+				t.Fatalf("log start = %d, want 50 (untouched)", ls)
+			}
+		})
+	}
+	t.Run("CreatedAtDefaulted", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, Topic{ID: replaceTopicID, Name: "t", PartitionCount: 1})
+		mustAddSegments(t, s, rseg(0, 0), rseg(0, 100))
+		before := time.Now().Truncate(time.Millisecond)
+		sg := compacted(0, 0, 109)
+		sg.CreatedAt = time.Time{}
+		wantErr(t, s.ReplaceSegments(t.Context(), replaceTopicID, 0, []Segment{rseg(0, 0), rseg(0, 100)}, []Segment{sg}), nil)
+		got := listed(t, s, replaceTopicID, 0)
+		if len(got) != 1 || got[0].CreatedAt.Before(before) || got[0].CreatedAt.After(time.Now()) {
+			t.Fatalf("segments = %+v, want one with CreatedAt >= %v", got, before)
+		}
+	})
+}
+
+// testReplaceSegmentsRacesDelete runs ReplaceSegments against a
+// DeleteSegments (retention) on overlapping rows, many times from two
+// goroutines: afterwards the partition must hold what one of the two
+// orders gives, and the replace must have succeeded exactly when it went
+// first (otherwise ErrSegmentChanged).
+func testReplaceSegmentsRacesDelete(t *testing.T, open func(t *testing.T) Store) {
+	const rounds = 40
+	// Compaction replaces 100 and 200 by one segment based at 100.
+	old := func(p int32) []Segment { return []Segment{rseg(p, 100), rseg(p, 200)} }
+	repl := func(p int32) []Segment { return []Segment{compacted(p, 100, 209)} }
+	for _, c := range []struct {
+		name     string
+		deleted  []int64
+		logStart int64
+		// Partition p afterwards if the replace went first, and if the
+		// delete did.
+		replacedFirst, deletedFirst func(p int32) []Segment
+	}{
+		{"RetentionTakesPrefix", []int64{0, 100}, 200,
+			func(p int32) []Segment { return []Segment{rseg(p, 300)} },
+			func(p int32) []Segment { return []Segment{rseg(p, 200), rseg(p, 300)} }},
+		{"RetentionTakesReplacedRow", []int64{200}, 0,
+			func(p int32) []Segment { return []Segment{rseg(p, 0), compacted(p, 100, 209), rseg(p, 300)} },
+			func(p int32) []Segment { return []Segment{rseg(p, 0), rseg(p, 100), rseg(p, 300)} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			mustCreate(t, s, Topic{ID: replaceTopicID, Name: "t", PartitionCount: rounds})
+			var replaced, changed int
+			for p := range int32(rounds) {
+				mustAddSegments(t, s, rseg(p, 0), rseg(p, 100), rseg(p, 200), rseg(p, 300))
+				var replErr, delErr error
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				wg.Go(func() {
+					<-start
+					replErr = s.ReplaceSegments(t.Context(), replaceTopicID, p, old(p), repl(p))
+				})
+				wg.Go(func() {
+					<-start
+					delErr = s.DeleteSegments(t.Context(), replaceTopicID, p, c.deleted, c.logStart)
+				})
+				close(start)
+				wg.Wait()
+				wantErr(t, delErr, nil)
+				got := listed(t, s, replaceTopicID, p)
+				switch {
+				case replErr == nil:
+					replaced++
+					wantEqual(t, fmt.Sprintf("round %d, replace succeeded", p), got, c.replacedFirst(p))
+				case errors.Is(replErr, ErrSegmentChanged):
+					changed++
+					wantEqual(t, fmt.Sprintf("round %d, replace failed", p), got, c.deletedFirst(p))
+				default:
+					t.Fatalf("round %d: ReplaceSegments: %v", p, replErr)
+				}
+				if ls := logStart(t, s, replaceTopicID, p); ls != c.logStart {
+					t.Fatalf("round %d: log start = %d, want %d", p, ls, c.logStart)
+				}
+			}
+			t.Logf("%d rounds: replace went first %d times, delete %d times", rounds, replaced, changed)
+		})
+	}
 }

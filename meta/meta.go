@@ -18,6 +18,7 @@ var (
 	ErrTopicNotFound  = errors.New("meta: topic not found")
 	ErrPartitionRange = errors.New("meta: partition out of range")
 	ErrSegmentExists  = errors.New("meta: segment already recorded")
+	ErrSegmentChanged = errors.New("meta: segment rows changed")
 	ErrInvalid        = errors.New("meta: invalid argument")
 )
 
@@ -131,6 +132,17 @@ type Store interface {
 	// DeleteSegments removes the segment rows with the given base offsets
 	// and raises the log start offset to logStart, in one transaction.
 	DeleteSegments(ctx context.Context, topicID string, partition int32, baseOffsets []int64, logStart int64) error
+	// ReplaceSegments swaps segment rows of one partition in one transaction,
+	// for compaction: every row of old must still be recorded with the same
+	// base offset and object key (otherwise nothing changes and the error
+	// wraps ErrSegmentChanged), those rows are deleted, and the rows of new are
+	// inserted (validated like AddSegment; a base offset that collides with a
+	// row that stays is ErrSegmentExists and nothing changes). old must not be
+	// empty; new may be. CreatedAt of new rows is set from the store's clock
+	// if zero. Every row of old and new must name topicID and partition, and
+	// no two rows of old, nor two of new, may share a base offset (else
+	// ErrInvalid). The log start offset is left as it is.
+	ReplaceSegments(ctx context.Context, topicID string, partition int32, old, new []Segment) error
 
 	// CommitOffsets upserts offsets (one transaction for the whole slice).
 	CommitOffsets(ctx context.Context, offsets []CommittedOffset) error

@@ -59,6 +59,12 @@ func (s *Postgres) ListSegments(ctx context.Context, topicID string, partition i
 	return listSegments(ctx, s, topicID, partition)
 }
 
+// ReplaceSegments implements Store; it runs the shared replaceSegments in
+// a SERIALIZABLE transaction, retried on conflicts (see writeTx).
+func (s *Postgres) ReplaceSegments(ctx context.Context, topicID string, partition int32, old, new []Segment) error {
+	return replaceSegments(ctx, s, s.now, topicID, partition, old, new)
+}
+
 // DeleteSegments implements Store. Base offsets with no row are ignored, so
 // a retried retention pass is harmless. A negative logStart is ErrInvalid.
 func (s *Postgres) DeleteSegments(ctx context.Context, topicID string, partition int32, baseOffsets []int64, logStart int64) error {

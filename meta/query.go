@@ -10,14 +10,14 @@ import (
 
 // The query code both backends share (lookups of topics, partitions,
 // segments and offsets; DeleteTopic, SetTopicConfigs, AddPartitions,
-// SetLogStartOffset, AllocateProducerID; migration bookkeeping) runs on db,
-// the little the two drivers have in common, inside a txRunner's
-// transactions. Queries are written with ? placeholders; the PostgreSQL
-// side rewrites them to $N. What really differs between the backends
-// (CreateTopic's and AddSegment's handling of constraint violations, which
-// abort a PostgreSQL transaction; prepared-statement loops against array
-// statements; the pipelined offset batch; isolation levels and retries)
-// stays in each backend's own methods.
+// SetLogStartOffset, ReplaceSegments, AllocateProducerID; migration
+// bookkeeping) runs on db, the little the two drivers have in common,
+// inside a txRunner's transactions. Queries are written with ?
+// placeholders; the PostgreSQL side rewrites them to $N. What really
+// differs between the backends (CreateTopic's and AddSegment's handling of
+// constraint violations, which abort a PostgreSQL transaction;
+// prepared-statement loops against array statements; the pipelined offset
+// batch; isolation levels and retries) stays in each backend's own methods.
 
 // txRunner runs fn in a transaction of the backend: read for a snapshot
 // of several SELECTs, write for a transaction that commits if fn succeeds.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -140,6 +141,110 @@ func (s *SQLite) DeleteSegments(ctx context.Context, topicID string, partition i
 	})
 	if err != nil {
 		return fmt.Errorf("meta: delete segments of %s/%d: %w", topicID, partition, err)
+	}
+	return nil
+}
+
+// ReplaceSegments implements Store.
+func (s *SQLite) ReplaceSegments(ctx context.Context, topicID string, partition int32, old, new []Segment) error {
+	return replaceSegments(ctx, s, s.now, topicID, partition, old, new)
+}
+
+// replaceSegments is ReplaceSegments for either backend. The old rows are
+// deleted one by one, each only if its object key still matches, before
+// the new rows go in, so a new row may take the base offset of an old one.
+// Against a concurrent DeleteSegments it relies on the backend's write
+// transaction: SQLite has one writer at a time, and PostgreSQL's
+// SERIALIZABLE transaction fails one of two that delete the same row and
+// reruns it, which then finds the row gone (ErrSegmentChanged).
+func replaceSegments(ctx context.Context, r txRunner, now func() time.Time, topicID string, partition int32, old, new []Segment) error {
+	wrap := func(err error) error {
+		return fmt.Errorf("meta: replace segments of %s/%d: %w", topicID, partition, err)
+	}
+	if err := validateReplace(topicID, partition, old, new); err != nil {
+		return wrap(err)
+	}
+	// Stamped once, outside the transaction, so a rerun stores the same times.
+	created := make([]int64, len(new))
+	for i, sg := range new {
+		created[i] = millis(stamp(now, sg.CreatedAt))
+	}
+	err := r.write(ctx, func(q db) error {
+		var one int
+		err := q.queryRow(ctx,
+			`SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ?`,
+			topicID, partition).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return missingPartition(ctx, q, topicID, partition)
+		}
+		if err != nil {
+			return err
+		}
+		for _, sg := range old {
+			n, err := q.exec(ctx, `DELETE FROM segments
+				WHERE topic_id = ? AND partition = ? AND base_offset = ? AND object_key = ?`,
+				topicID, partition, sg.BaseOffset, sg.ObjectKey)
+			if err != nil {
+				return fmt.Errorf("delete segment %d: %w", sg.BaseOffset, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: segment %d with object key %q is no longer recorded",
+					ErrSegmentChanged, sg.BaseOffset, sg.ObjectKey)
+			}
+		}
+		for i, sg := range new {
+			// DO NOTHING rather than a unique violation, which would abort
+			// a PostgreSQL transaction before we could name the cause.
+			n, err := q.exec(ctx, `INSERT INTO segments
+				(topic_id, partition, base_offset, last_offset, max_timestamp,
+				 object_key, size, record_count, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (topic_id, partition, base_offset) DO NOTHING`,
+				topicID, partition, sg.BaseOffset, sg.LastOffset, sg.MaxTimestamp,
+				sg.ObjectKey, sg.Size, sg.RecordCount, created[i])
+			if err != nil {
+				return fmt.Errorf("insert segment %d: %w", sg.BaseOffset, err)
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: segment %d", ErrSegmentExists, sg.BaseOffset)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// validateReplace checks ReplaceSegments' arguments before any query: old
+// is not empty, every row names (topicID, partition), no base offset
+// repeats within old or within new, and every new row passes
+// validateSegment.
+func validateReplace(topicID string, partition int32, old, new []Segment) error {
+	if len(old) == 0 {
+		return fmt.Errorf("%w: no segments to replace", ErrInvalid)
+	}
+	for _, set := range []struct {
+		name string
+		segs []Segment
+	}{{"old", old}, {"new", new}} {
+		seen := make(map[int64]bool, len(set.segs))
+		for _, sg := range set.segs {
+			if sg.TopicID != topicID || sg.Partition != partition {
+				return fmt.Errorf("%w: %s segment %d belongs to %s/%d",
+					ErrInvalid, set.name, sg.BaseOffset, sg.TopicID, sg.Partition)
+			}
+			if seen[sg.BaseOffset] {
+				return fmt.Errorf("%w: %s segment %d listed twice", ErrInvalid, set.name, sg.BaseOffset)
+			}
+			seen[sg.BaseOffset] = true
+		}
+	}
+	for _, sg := range new {
+		if err := validateSegment(sg); err != nil {
+			return fmt.Errorf("new segment %d: %w", sg.BaseOffset, err)
+		}
 	}
 	return nil
 }
