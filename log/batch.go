@@ -149,6 +149,12 @@ func ParseBatchHeader(b []byte) (BatchHeader, error) {
 // decoding: framing, magic, CRC, record count against lastOffsetDelta.
 // Recovery uses the same rules (streamed) in scanBatches.
 func checkFrame(b []byte) (BatchHeader, error) {
+	return checkFrameOf(b, false)
+}
+
+// checkFrameOf is checkFrame; compacted accepts a batch compaction wrote,
+// which may hold fewer records than its offset range (even none).
+func checkFrameOf(b []byte, compacted bool) (BatchHeader, error) {
 	h, err := ParseBatchHeader(b)
 	if err != nil {
 		return h, err
@@ -165,10 +171,23 @@ func checkFrame(b []byte) (BatchHeader, error) {
 	if crc := crc32.Checksum(b[offAttributes:], castagnoli); crc != h.CRC {
 		return h, corruptf("crc %08x, computed %08x", h.CRC, crc)
 	}
-	if bad := badCounts(h); bad != "" {
+	bad := badCounts(h)
+	if compacted {
+		bad = badCompactedCounts(h)
+	}
+	if bad != "" {
 		return h, invalidf("%s", bad)
 	}
 	return h, nil
+}
+
+// badCompactedCounts is badCounts for a batch compaction may have
+// rewritten: at most lastOffsetDelta+1 records, maybe none.
+func badCompactedCounts(h BatchHeader) string {
+	if h.NumRecords < 0 || h.LastOffsetDelta < 0 || h.NumRecords-1 > h.LastOffsetDelta {
+		return fmt.Sprintf("record count %d with lastOffsetDelta %d", h.NumRecords, h.LastOffsetDelta)
+	}
+	return ""
 }
 
 // badCounts checks the header's record count against its lastOffsetDelta

@@ -101,6 +101,10 @@ type Config struct {
 	// fs is the file system of the segments; nil means the operating
 	// system's. Tests set it to inject faults (fs.go).
 	fs fileSystem
+	// compactHook, set by crash tests, runs at each step of a compaction
+	// run: "written" (new objects uploaded), "swapped" (meta holds the new
+	// rows) and "deleted" (replaced objects gone).
+	compactHook func(step string)
 	// syncfs, set by tests with fs, stands in for syncfs(2) of fs, so that
 	// SyncFilesystem runs on it; without it a test fs gets SyncFile.
 	syncfs func() error

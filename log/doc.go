@@ -3,7 +3,8 @@
 // write, fsync per policy), read (raw batches for Kafka fetches, decoded
 // records for the gRPC front), a sparse offset and time index per segment,
 // the LRU cache of sealed segments, recovery after a crash, roll and
-// upload of sealed segments to the object store, and retention.
+// upload of sealed segments to the object store, retention, and
+// compaction (cleanup.policy=compact, compact.go).
 //
 // # Record batches
 //
@@ -108,6 +109,33 @@
 // the object's footer back before the local copy goes. Loading a sealed
 // object walks every batch's frame and CRC and checks the footer and index
 // against them; any mismatch is a *CorruptionError, never skipped.
+//
+// # Compacted segments (footer version 2)
+//
+// Compaction (compact.go) writes segment objects under
+//
+//	topics/<topic-id>/<partition>/<base offset, %020d>-<generation>.seg
+//
+// with exactly the layout above and footer version 2, which changes only
+// what the batch region may hold:
+//
+//   - BaseOffset..LastOffset is the range of offsets the segment covers
+//     (the union of the segments it replaced); its batches lie inside it
+//     with strictly increasing offsets, but may start after BaseOffset,
+//     end before LastOffset and leave gaps between them;
+//   - a batch keeps its base offset, lastOffsetDelta and producer fields,
+//     and may hold fewer records than its offset range (offset deltas
+//     increasing, with gaps), or none: an empty batch (61 bytes, codec
+//     none) keeps a producer's last sequence;
+//   - a batch with attribute bit 6 set (KIP-534) carries a delete horizon
+//     in firstTimestamp: its tombstones go once that time has passed. Its
+//     record timestamp deltas are relative to it, so record times are
+//     unchanged;
+//   - RecordCount counts the records present, and may be 0 with batches.
+//
+// A version 2 footer on an empty batch region has RecordCount 0,
+// IndexCount 0, MaxTimestamp -1 and any LastOffset >= BaseOffset-1.
+// Readers of version 1 keep checking contiguous offsets.
 //
 // The magic, the version, the layouts above and the CRC polynomial never
 // change; a new layout takes a new version and readers keep the old.

@@ -60,6 +60,9 @@ type Manager struct {
 	upQueue []uploadJob
 	upWake  chan struct{}
 
+	// cleaner holds the replaced objects waiting for deletion (compact.go).
+	cleaner cleaner
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -125,12 +128,16 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(newTopicCollector(m, cfg.PerPartitionMetrics))
+		cfg.Registerer.MustRegister(newTopicCollector(m, cfg.PerPartitionMetrics), newDirtyCollector(m))
 		m.registerBacklogMetrics(cfg.Registerer)
 	}
 	m.wg.Add(2)
 	go m.uploader()
 	go m.housekeeper()
+	if !cfg.Cleaner.Disabled {
+		m.wg.Add(1)
+		go m.cleanerLoop()
+	}
 	m.logger.Info("log opened", "dir", cfg.Dir, "topics", len(topics), "cache_bytes", cfg.CacheBytes,
 		"max_upload_backlog", m.room.limit, "free_space_reserve", m.room.reserve)
 	return m, nil

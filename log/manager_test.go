@@ -35,6 +35,8 @@ type testEnv struct {
 	// Config.MaxUploadBacklog.
 	fs      fileSystem
 	backlog int64
+	// cleaner is Config.Cleaner.
+	cleaner CleanerConfig
 }
 
 // syncBuffer collects log output from concurrent goroutines.
@@ -84,7 +86,7 @@ func (e *testEnv) open() *Manager {
 		Dir: filepath.Join(e.dir, "segments"), Objects: e.objects, Meta: e.meta,
 		Logger:        slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		FlushInterval: time.Hour, RetentionInterval: time.Hour, Now: e.now, CacheBytes: e.cacheBytes,
-		SyncScope: e.syncScope, fs: e.fs, MaxUploadBacklog: e.backlog,
+		SyncScope: e.syncScope, fs: e.fs, MaxUploadBacklog: e.backlog, Cleaner: e.cleaner,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -25,6 +25,12 @@ type metrics struct {
 	cacheMisses    prometheus.Counter
 	cacheEvictions prometheus.Counter
 	cacheBytes     prometheus.Gauge
+
+	cleanerRuns         prometheus.Counter
+	cleanerErrors       prometheus.Counter
+	cleanerReadBytes    prometheus.Counter
+	cleanerWrittenBytes prometheus.Counter
+	cleanerLastRun      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,11 +62,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "streamhouse", Subsystem: "log", Name: "cache_bytes",
 			Help: "Bytes of sealed segments held in the cache.",
 		}),
+		cleanerRuns:         c("cleaner_runs_total", "Compaction runs (successful or not)."),
+		cleanerErrors:       c("cleaner_errors_total", "Compaction runs that failed (retried at the next interval)."),
+		cleanerReadBytes:    c("cleaner_read_bytes_total", "Bytes of segment objects compaction read."),
+		cleanerWrittenBytes: c("cleaner_written_bytes_total", "Bytes of segment objects compaction wrote."),
+		cleanerLastRun: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "streamhouse", Subsystem: "log", Name: "cleaner_last_success_timestamp_seconds",
+			Help: "When the last successful compaction run ended (Unix time; 0 before the first).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.appends, m.appendErrors, m.fsyncSeconds,
 			m.rolls, m.uploads, m.uploadErrors, m.uploadSeconds, m.uploadBytes, m.retentionSegs,
-			m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes)
+			m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes,
+			m.cleanerRuns, m.cleanerErrors, m.cleanerReadBytes, m.cleanerWrittenBytes, m.cleanerLastRun)
 	}
 	return m
 }

@@ -61,6 +61,11 @@ type Partition struct {
 
 	// stats are the throughput counters (metrics.go); atomic, no lock.
 	stats partitionStats
+
+	// cleanMu serializes the changes to the remote segments: a compaction
+	// run holds it throughout, retention takes it or skips a round. Taken
+	// before mu.
+	cleanMu sync.Mutex
 }
 
 // AppendOptions tune one append.

@@ -57,39 +57,80 @@ type readPlan struct {
 }
 
 // Read returns whole batches from offset on, at most maxBytes of them but
-// always at least one whole batch (KIP-74), from a single segment.
+// always at least one whole batch (KIP-74), from a single segment. When
+// compaction left nothing at or after offset in its segment, the read
+// moves on to the next one, so it returns nothing only at the high
+// watermark or when compaction removed everything up to it.
 func (p *Partition) Read(ctx context.Context, offset int64, maxBytes int) (ReadResult, error) {
-	plan, res, err := p.planRead(offset)
-	if err != nil || plan.seg == nil {
-		return res, err
-	}
-	var data []byte
-	if !plan.remote {
-		var ok bool
-		var buf *[]byte
-		data, buf, ok, err = p.readLocal(plan, offset, maxBytes)
+	retried := false
+	for {
+		plan, res, err := p.planRead(offset)
+		if err != nil || plan.seg == nil {
+			return res, err
+		}
+		data, buf, err := p.readPlanned(ctx, plan, offset, maxBytes)
+		if errors.Is(err, ErrSegmentMissing) && !retried && p.wasReplaced(plan.seg) {
+			// Compaction swapped the segment out and its object is gone:
+			// the new segment holds the same records.
+			retried = true
+			continue
+		}
+		if errors.Is(err, ErrSegmentMissing) {
+			err = p.belowLogStart(offset, err)
+		}
 		if err != nil {
 			return res, err
 		}
-		if ok {
-			res.Batches, res.pool, res.buf = data, &p.m.reads, buf
-			p.stats.countRead(data)
-			return res, nil
+		if len(data) == 0 {
+			if next, ok := p.afterSegment(plan.seg, offset); ok {
+				p.m.reads.put(buf)
+				offset = next
+				continue
+			}
+		}
+		res.Batches = data
+		if buf != nil {
+			res.pool, res.buf = &p.m.reads, buf
+		}
+		p.stats.countRead(data)
+		return res, nil
+	}
+}
+
+// readPlanned reads what plan says: the local file, or the object once
+// the local copy is gone. buf is the pooled buffer behind a local read.
+func (p *Partition) readPlanned(ctx context.Context, plan readPlan, offset int64, maxBytes int) ([]byte, *[]byte, error) {
+	if !plan.remote {
+		data, buf, ok, err := p.readLocal(plan, offset, maxBytes)
+		if err != nil || ok {
+			return data, buf, err
 		}
 		// The local copy went away after upload: read the object.
 		p.mu.Lock()
 		plan.objSize = plan.seg.size
 		p.mu.Unlock()
 	}
-	data, err = p.m.readSealed(ctx, plan.seg.key, plan.objSize, offset, maxBytes)
-	res.Batches = data
-	if err == nil {
-		p.stats.countRead(data)
+	data, err := p.m.readSealed(ctx, plan.seg.key, plan.objSize, offset, maxBytes)
+	return data, nil, err
+}
+
+// wasReplaced reports whether compaction has swapped s out.
+func (p *Partition) wasReplaced(s *segment) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s.replaced
+}
+
+// afterSegment returns the offset a read that found nothing at offset in
+// s goes on from: the end of s, when a later segment exists and offset is
+// below the high watermark. Only a compacted segment ends in a hole.
+func (p *Partition) afterSegment(s *segment, offset int64) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !s.compacted || s.replaced || offset >= p.hwm || s.next <= offset || s == p.segs[len(p.segs)-1] {
+		return 0, false
 	}
-	if errors.Is(err, ErrSegmentMissing) {
-		err = p.belowLogStart(offset, err)
-	}
-	return res, err
+	return s.next, true
 }
 
 // belowLogStart turns a missing segment into ErrOffsetOutOfRange when

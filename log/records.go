@@ -96,7 +96,9 @@ func DecodeBatch(b []byte) ([]Record, error) {
 // decodeBatch is DecodeBatch; withControl also decodes control batches'
 // records (for time lookups, where they count like any record).
 func decodeBatch(b []byte, withControl bool) ([]Record, error) {
-	h, err := checkFrame(b)
+	// A stored batch may come from compaction: fewer records than its
+	// offset range, with gaps between their offset deltas.
+	h, err := checkFrameOf(b, true)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +129,13 @@ func decodeBatch(b []byte, withControl bool) ([]Record, error) {
 			return nil, corruptf("record %d: %v", i, err)
 		}
 		// Stored batches passed ValidateBatch, whose offset deltas are
-		// 0..n-1; anything else is damage, not data.
-		if rec.Offset != h.BaseOffset+int64(i) {
+		// 0..n-1, and compaction only removes records: deltas increase
+		// within the batch's range, anything else is damage, not data.
+		prev := h.BaseOffset - 1
+		if i > 0 {
+			prev = recs[len(recs)-1].Offset
+		}
+		if rec.Offset <= prev || rec.Offset > h.BaseOffset+int64(h.LastOffsetDelta) {
 			return nil, corruptf("record %d has offset delta %d", i, rec.Offset-h.BaseOffset)
 		}
 		recs = append(recs, rec)

@@ -32,6 +32,9 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 	if err := mkdirDurable(m.fs, p.dir); err != nil {
 		return nil, err
 	}
+	if err := p.removeCompactionLeftovers(); err != nil {
+		return nil, err
+	}
 	if m.fss != nil {
 		same, err := m.fss.covers(p.dir)
 		if err != nil {
@@ -76,9 +79,10 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 }
 
 func remoteSegment(r meta.Segment) *segment {
+	_, compacted, _ := parseObjectKey(r.ObjectKey)
 	return &segment{
 		base: r.BaseOffset, key: r.ObjectKey, next: r.LastOffset + 1, size: r.Size,
-		maxTs: r.MaxTimestamp, records: r.RecordCount, sealed: true, remote: true,
+		maxTs: r.MaxTimestamp, records: r.RecordCount, sealed: true, remote: true, compacted: compacted,
 	}
 }
 
@@ -117,6 +121,15 @@ func (p *Partition) recoverLocal(ctx context.Context, recorded map[int64]meta.Se
 	}
 	for i, base := range bases {
 		path := filepath.Join(p.dir, segmentFileName(base))
+		if coveredBy(recorded, base) {
+			// Compaction replaced the uploaded segment this file is a
+			// copy of (its removal after upload failed): it is stale.
+			p.m.logger.Warn("removing local copy of a segment compaction has replaced", "path", path)
+			if err := p.removeDurably(path); err != nil {
+				return err
+			}
+			continue
+		}
 		if r, ok := recorded[base]; ok {
 			gone, err := p.dropUploadedCopy(ctx, path, r)
 			if err != nil {
@@ -447,14 +460,28 @@ func (m *Manager) reconcile(ctx context.Context, p *Partition, recorded map[int6
 		return fmt.Errorf("log: list objects of %s-%d: %w", p.topic, p.index, err)
 	}
 	present := make(map[string]bool, len(objs))
+	keys := make(map[string]bool, len(recorded))
+	for _, r := range recorded {
+		keys[r.ObjectKey] = true
+	}
 	for _, o := range objs {
 		present[o.Key] = true
-		base, ok := baseFromKey(o.Key)
+		base, compacted, ok := parseObjectKey(o.Key)
 		if !ok {
 			m.logger.Warn("ignoring unexpected object under partition prefix", "key", o.Key)
 			continue
 		}
-		if _, ok := recorded[base]; ok {
+		if keys[o.Key] {
+			continue
+		}
+		if compacted || coveredBy(recorded, base) {
+			// Written by a compaction run that never swapped it in, or
+			// replaced by one that did (compact.go): either way no row
+			// names it and its records are in the recorded set.
+			m.logger.Warn("deleting segment object left over by compaction", "key", o.Key)
+			if err := m.cfg.Objects.Delete(ctx, o.Key); err != nil {
+				return fmt.Errorf("log: delete compaction leftover %s: %w", o.Key, err)
+			}
 			continue
 		}
 		if err := m.reconcileUnrecorded(ctx, p, o, base); err != nil {
@@ -506,14 +533,16 @@ func (m *Manager) reconcileUnrecorded(ctx context.Context, p *Partition, o objst
 	return nil
 }
 
-// baseFromKey parses the base offset out of ".../<base>.seg".
-func baseFromKey(key string) (int64, bool) {
-	name := key[strings.LastIndexByte(key, '/')+1:]
-	if !strings.HasSuffix(name, ".seg") {
-		return 0, false
+// coveredBy reports whether offset base lies in the range of a recorded
+// segment written by compaction. An uploaded object there under another
+// key was replaced by compaction.
+func coveredBy(recorded map[int64]meta.Segment, base int64) bool {
+	for _, r := range recorded {
+		if _, compacted, _ := parseObjectKey(r.ObjectKey); compacted && r.BaseOffset <= base && base <= r.LastOffset {
+			return true
+		}
 	}
-	b, err := strconv.ParseInt(strings.TrimSuffix(name, ".seg"), 10, 64)
-	return b, err == nil
+	return false
 }
 
 // closeFiles closes every open segment file (failed open).

@@ -8,13 +8,18 @@ import (
 
 // applyRetention deletes the oldest sealed, uploaded segments while they
 // lie wholly below the log start offset (moved there by DeleteRecords),
-// break retention.ms (their newest record is older than it) or while the
+// or, under cleanup.policy delete (alone or with compact), break
+// retention.ms (their newest record is older than it) or while the
 // partition without them would still hold at least retention.bytes. The
 // active segment is never deleted. Meta is updated first (segment rows
 // and log start offset in one transaction), then the objects go: a crash
 // in between leaves orphan objects below the log start, which the next
 // Open deletes.
 func (p *Partition) applyRetention(ctx context.Context, now time.Time) error {
+	if !p.cleanMu.TryLock() {
+		return nil // a compaction run is on: the next round retries
+	}
+	defer p.cleanMu.Unlock()
 	p.mu.Lock()
 	if p.closed || len(p.segs) < 2 {
 		p.mu.Unlock()
@@ -31,8 +36,8 @@ func (p *Partition) applyRetention(ctx context.Context, now time.Time) error {
 			break
 		}
 		below := seg.next <= p.logStart
-		expired := s.retentionMs >= 0 && seg.maxTs < now.UnixMilli()-s.retentionMs
-		oversize := s.retentionBytes >= 0 && total-seg.size >= s.retentionBytes
+		expired := s.deletePolicy && s.retentionMs >= 0 && seg.maxTs < now.UnixMilli()-s.retentionMs
+		oversize := s.deletePolicy && s.retentionBytes >= 0 && total-seg.size >= s.retentionBytes
 		if !below && !expired && !oversize {
 			break
 		}

@@ -13,8 +13,12 @@ import (
 // gets a new footerVersion; readers keep decoding the old ones.
 const (
 	footerMagic   = 0x53485347 // "SHSG"
-	footerVersion = 1
-	footerLen     = 60
+	footerVersion = 1          // batches with contiguous offsets
+	// footerVersionCompacted marks a segment written by compaction: the
+	// same layout, but its batches may leave gaps in the offsets (see
+	// doc.go).
+	footerVersionCompacted = 2
+	footerLen              = 60
 
 	offFooterVersion  = 4
 	offFooterReserved = 6
@@ -64,6 +68,11 @@ type Footer struct {
 	BatchesLen   int64  // bytes of the batch region, which starts the object
 	IndexCount   uint32 // index entries following the batch region
 	IndexCRC     uint32 // CRC-32C of the index bytes
+	// Compacted (footer version 2) means compaction wrote the segment: it
+	// covers the offsets BaseOffset..LastOffset, but its batches may
+	// start after BaseOffset, end before LastOffset and leave gaps
+	// between them, and a batch may hold no records.
+	Compacted bool
 }
 
 // encodeFooter encodes f, ending with the CRC-32C of the bytes before it.
@@ -71,7 +80,11 @@ func encodeFooter(f Footer) []byte {
 	be := binary.BigEndian
 	b := make([]byte, 0, footerLen)
 	b = be.AppendUint32(b, footerMagic)
-	b = be.AppendUint16(b, footerVersion)
+	version := uint16(footerVersion)
+	if f.Compacted {
+		version = footerVersionCompacted
+	}
+	b = be.AppendUint16(b, version)
 	b = be.AppendUint16(b, 0) // reserved
 	b = be.AppendUint64(b, uint64(f.BaseOffset))
 	b = be.AppendUint64(b, uint64(f.LastOffset))
@@ -107,7 +120,8 @@ func decodeFooter(b []byte) (Footer, error) {
 		return Footer{}, fmt.Errorf("%w: footer crc %08x, computed %08x", ErrCorruptSegment, be.Uint32(b[offFooterCRC:]), crc)
 	}
 	// The CRC matched, so a different version was written on purpose.
-	if v := be.Uint16(b[offFooterVersion:]); v != footerVersion {
+	v := be.Uint16(b[offFooterVersion:])
+	if v != footerVersion && v != footerVersionCompacted {
 		return Footer{}, fmt.Errorf("%w: footer version %d not supported", ErrCorruptSegment, v)
 	}
 	if r := be.Uint16(b[offFooterReserved:]); r != 0 {
@@ -121,6 +135,7 @@ func decodeFooter(b []byte) (Footer, error) {
 		BatchesLen:   int64(be.Uint64(b[offFooterBatches:])),
 		IndexCount:   be.Uint32(b[offFooterIdxCount:]),
 		IndexCRC:     be.Uint32(b[offFooterIdxCRC:]),
+		Compacted:    v == footerVersionCompacted,
 	}
 	if err := checkFooter(f); err != nil {
 		return Footer{}, fmt.Errorf("%w: footer %+v: %v", ErrCorruptSegment, f, err)
@@ -130,6 +145,9 @@ func decodeFooter(b []byte) (Footer, error) {
 
 // checkFooter checks that a footer's fields can describe a segment.
 func checkFooter(f Footer) error {
+	if f.Compacted {
+		return checkCompactedFooter(f)
+	}
 	switch {
 	case f.BaseOffset < 0 || f.BatchesLen < 0 || f.RecordCount < 0:
 		return errors.New("negative field")
@@ -143,6 +161,28 @@ func checkFooter(f Footer) error {
 		}
 	case f.LastOffset < f.BaseOffset || f.RecordCount < 1 || f.RecordCount-1 > f.LastOffset-f.BaseOffset:
 		return errors.New("offsets do not fit the record count")
+	case f.IndexCount < 1 || int64(f.IndexCount) > f.BatchesLen/batchHeaderLen:
+		return errors.New("index count does not fit the batch region")
+	}
+	return nil
+}
+
+// checkCompactedFooter is checkFooter for a segment written by compaction,
+// whose batches may leave gaps and hold no records.
+func checkCompactedFooter(f Footer) error {
+	switch {
+	case f.BaseOffset < 0 || f.BatchesLen < 0 || f.RecordCount < 0:
+		return errors.New("negative field")
+	case f.MaxTimestamp < noTimestamp:
+		return errors.New("max timestamp below -1")
+	case f.BatchesLen > math.MaxInt64/2:
+		return errors.New("batch region too large")
+	case f.LastOffset < f.BaseOffset-1 || (f.RecordCount > 0 && f.RecordCount-1 > f.LastOffset-f.BaseOffset):
+		return errors.New("offsets do not fit the record count")
+	case f.BatchesLen == 0:
+		if f.RecordCount != 0 || f.IndexCount != 0 || f.MaxTimestamp != noTimestamp {
+			return errors.New("empty segment with records, index or timestamp")
+		}
 	case f.IndexCount < 1 || int64(f.IndexCount) > f.BatchesLen/batchHeaderLen:
 		return errors.New("index count does not fit the batch region")
 	}
@@ -206,7 +246,7 @@ func (s *sealedSegment) verify(entries []IndexEntry) error {
 		if err != nil {
 			return err
 		}
-		if h.BaseOffset != next {
+		if h.BaseOffset != next && !(s.ft.Compacted && h.BaseOffset > next) {
 			return s.corrupt(pos, fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next))
 		}
 		if len(entries) > 0 && int64(entries[0].Position) == pos {
@@ -226,7 +266,8 @@ func (s *sealedSegment) verify(entries []IndexEntry) error {
 	if len(entries) > 0 {
 		return s.corrupt(s.ft.BatchesLen, fmt.Errorf("index entry %+v past the batches", entries[0]))
 	}
-	if next-1 != s.ft.LastOffset || maxTS != s.ft.MaxTimestamp || records != s.ft.RecordCount {
+	endOK := next-1 == s.ft.LastOffset || (s.ft.Compacted && next-1 <= s.ft.LastOffset)
+	if !endOK || maxTS != s.ft.MaxTimestamp || records != s.ft.RecordCount {
 		return s.corrupt(s.ft.BatchesLen, fmt.Errorf("batches end at offset %d with max timestamp %d and %d records, footer says %d, %d, %d",
 			next-1, maxTS, records, s.ft.LastOffset, s.ft.MaxTimestamp, s.ft.RecordCount))
 	}
@@ -246,7 +287,7 @@ func (s *sealedSegment) batchAt(pos int64) (BatchHeader, error) {
 	if int64(size) > s.ft.BatchesLen-pos {
 		return BatchHeader{}, s.corrupt(pos, fmt.Errorf("batch of %d bytes overruns the batch region", size))
 	}
-	h, err := checkFrame(s.data[pos : pos+int64(size)])
+	h, err := checkFrameOf(s.data[pos:pos+int64(size)], s.ft.Compacted)
 	if err != nil {
 		return BatchHeader{}, s.corrupt(pos, err)
 	}
@@ -268,6 +309,9 @@ func (s *sealedSegment) read(off int64, maxBytes int) ([]byte, error) {
 	}
 	start := s.index.lookupOffset(off, s.ft.BaseOffset)
 	for {
+		if start >= s.ft.BatchesLen && s.ft.Compacted {
+			return nil, nil // compaction removed everything from off on
+		}
 		if start >= s.ft.BatchesLen {
 			return nil, s.corrupt(start, fmt.Errorf("offset %d not found before the end of the batches", off))
 		}

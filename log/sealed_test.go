@@ -86,7 +86,7 @@ func TestDecodeFooterRejects(t *testing.T) {
 		"short":                encodeFooter(good)[1:],
 		"bad magic":            refooter(func(b []byte) { b[0] = 'X' }),
 		"bad crc":              func() []byte { b := encodeFooter(good); b[20] ^= 1; return b }(),
-		"version 2":            refooter(func(b []byte) { b[offFooterVersion+1] = 2 }),
+		"version 3":            refooter(func(b []byte) { b[offFooterVersion+1] = 3 }),
 		"reserved set":         refooter(func(b []byte) { b[offFooterReserved] = 1 }),
 		"negative base":        with(func(f *Footer) { f.BaseOffset = -1 }),
 		"last before base":     with(func(f *Footer) { f.LastOffset = 5 }),

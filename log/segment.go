@@ -24,6 +24,10 @@ type segment struct {
 	sealed  bool
 	remote  bool
 	created time.Time // when its first batch arrived (age-based roll)
+	// compacted marks a remote segment written by compaction (its key is
+	// a compactedObjectKey); replaced, one compaction has swapped out.
+	compacted bool
+	replaced  bool
 
 	// file is guarded by the owning Partition's fileMu; nil once the local
 	// copy is gone (or for a segment known only from meta).

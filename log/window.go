@@ -176,6 +176,9 @@ func (m *Manager) readWindow(ctx context.Context, key string, size, off int64, m
 		want: max(int64(maxBytes)+2*defaultIndexInterval, windowMinBytes)}
 	pos := t.index.lookupOffset(off, ft.BaseOffset)
 	for {
+		if pos >= ft.BatchesLen && ft.Compacted {
+			return nil, nil // compaction removed everything from off on
+		}
 		if pos >= ft.BatchesLen {
 			return nil, o.corrupt(pos, fmt.Errorf("offset %d not found before the end of the batches", off))
 		}
@@ -192,25 +195,26 @@ func (m *Manager) readWindow(ctx context.Context, key string, size, off int64, m
 		}
 		pos += int64(h.Size())
 	}
-	return checkWindow(o.w[pos-o.at:], maxBytes, func(p int, err error) error { return o.corrupt(pos+int64(p), err) })
+	return checkWindow(o.w[pos-o.at:], maxBytes, ft.Compacted, func(p int, err error) error { return o.corrupt(pos+int64(p), err) })
 }
 
 // checkWindow returns the whole batches at the front of w that a read
 // returns: the first (which w holds whole), then the rest while they fit
 // in maxBytes and in w. Each is checked: frame, CRC-32C, offsets
-// contiguous; corrupt reports a bad one at its position in w.
-func checkWindow(w []byte, maxBytes int, corrupt func(pos int, err error) error) ([]byte, error) {
+// contiguous (increasing, with gaps allowed, in a compacted segment);
+// corrupt reports a bad one at its position in w.
+func checkWindow(w []byte, maxBytes int, gaps bool, corrupt func(pos int, err error) error) ([]byte, error) {
 	end, next := 0, int64(-1)
 	for end < len(w) {
 		size, err := frameSize(w[end:])
 		if err != nil || end+size > len(w) || (end > 0 && end+size > maxBytes) {
 			break // a partial batch at the window's end, or over maxBytes
 		}
-		h, err := checkFrame(w[end : end+size])
+		h, err := checkFrameOf(w[end:end+size], gaps)
 		if err != nil {
 			return nil, corrupt(end, err)
 		}
-		if next >= 0 && h.BaseOffset != next {
+		if next >= 0 && h.BaseOffset != next && !(gaps && h.BaseOffset > next) {
 			return nil, corrupt(end, fmt.Errorf("batch base offset %d, want %d", h.BaseOffset, next))
 		}
 		next, end = h.NextOffset(), end+size
@@ -248,7 +252,7 @@ func (m *Manager) offsetForTimeSealed(ctx context.Context, key string, size, ts 
 			if err != nil {
 				return 0, 0, false, err
 			}
-			if _, err := checkFrame(b); err != nil {
+			if _, err := checkFrameOf(b, t.ft.Compacted); err != nil {
 				return 0, 0, false, o.corrupt(pos, err)
 			}
 			recs, err := decodeBatch(b, true)
