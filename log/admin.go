@@ -214,6 +214,9 @@ func (m *Manager) TopicConfigDefault(key string) (string, bool) {
 	case ConfigMinCompactionLagMs:
 		return strconv.FormatInt(m.cfg.Cleaner.MinCompactionLag.Milliseconds(), 10), true
 	case ConfigMaxCompactionLagMs:
+		if m.cfg.Cleaner.MaxCompactionLag >= DefaultMaxCompactionLag {
+			return TopicConfigDefault(key) // no limit: Kafka's Long.MAX_VALUE ms
+		}
 		return strconv.FormatInt(m.cfg.Cleaner.MaxCompactionLag.Milliseconds(), 10), true
 	case ConfigDeleteRetentionMs:
 		return strconv.FormatInt(m.cfg.Cleaner.DeleteRetention.Milliseconds(), 10), true

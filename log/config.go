@@ -18,9 +18,9 @@ const (
 	DefaultFlushInterval     = time.Second
 	DefaultRetentionInterval = time.Minute
 
-	// Compaction defaults: Kafka's log.cleaner.* values, except the run
-	// interval (log.cleaner.backoff.ms is 15 s; our runs are cheap to
-	// skip) and the delete delay of replaced objects (file.delete.delay.ms).
+	// Compaction defaults: Kafka's log.cleaner.* values (the interval is
+	// log.cleaner.backoff.ms, the delete delay of replaced objects
+	// file.delete.delay.ms).
 	DefaultMinCleanableRatio  = 0.5
 	DefaultDeleteRetention    = 24 * time.Hour
 	DefaultMaxCompactionLag   = time.Duration(1<<63 - 1)
