@@ -568,3 +568,44 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactedTopicRefusesKeylessRecords creates a topic with
+// cleanup.policy=compact and checks that Produce and ProduceBatch of a
+// record without a key (an empty key is Kafka's null key here) answer
+// INVALID_ARGUMENT with Kafka's message and write nothing, while keyed
+// records are appended.
+func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
+	e := grpcapitest.Start(t, grpcapitest.Options{})
+	c := e.Client
+	for name, policy := range map[string]string{"table": "compact", "both": "compact,delete"} {
+		if _, err := c.CreateTopic(ctx(t), &pb.CreateTopicRequest{Name: name, PartitionCount: 1,
+			Config: map[string]string{"cleanup.policy": policy, "min.compaction.lag.ms": "1000"}}); err != nil {
+			t.Fatalf("create with cleanup.policy=%s: %v", policy, err)
+		}
+		got, err := c.GetTopic(ctx(t), &pb.GetTopicRequest{Name: name})
+		if err != nil || got.GetTopic().GetConfig()["cleanup.policy"] != policy {
+			t.Fatalf("get: %v %v", got, err)
+		}
+	}
+	const topic, msg = "table", "Compacted topic cannot accept message without key"
+	_, err := c.Produce(ctx(t), &pb.ProduceRequest{Topic: topic, Value: []byte("no key")})
+	wantStatus(t, err, codes.InvalidArgument, msg)
+	_, err = c.Produce(ctx(t), &pb.ProduceRequest{Topic: topic, Key: []byte{}, Value: []byte("empty key")})
+	wantStatus(t, err, codes.InvalidArgument, msg)
+	_, err = c.ProduceBatch(ctx(t), &pb.ProduceBatchRequest{Topic: topic, Records: []*pb.Record{
+		{Key: []byte("a"), Value: []byte("1")}, {Value: []byte("no key")}, {Key: []byte("b"), Value: []byte("2")},
+	}})
+	wantStatus(t, err, codes.InvalidArgument, msg)
+	if res, err := c.Consume(ctx(t), &pb.ConsumeRequest{Topic: topic}); err != nil || res.GetHighWatermark() != 0 || len(res.GetRecords()) != 0 {
+		t.Fatalf("refused produces wrote something: %v %v", res, err)
+	}
+
+	res, err := c.Produce(ctx(t), &pb.ProduceRequest{Topic: topic, Key: []byte("a"), Value: []byte("1")})
+	if err != nil || res.GetOffset() != 0 {
+		t.Fatalf("keyed produce: %v %v", res, err)
+	}
+	produceBatch(t, e, topic, 0, 3, "v")
+	if got := consumeAll(t, e, topic, 0, 0); len(got) != 4 || string(got[0].GetKey()) != "a" || string(got[3].GetKey()) != "k2" {
+		t.Fatalf("consumed %v", got)
+	}
+}

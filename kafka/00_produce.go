@@ -9,7 +9,9 @@ package kafka
 // UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID at v13), CORRUPT_MESSAGE
 // (bad CRC, length or records), INVALID_RECORD (bad magic, a record count
 // that does not match the records, more than one batch, a transactional
-// batch), MESSAGE_TOO_LARGE (over max.message.bytes),
+// batch, a record without a key on a topic whose cleanup.policy includes
+// compact: Kafka's "Compacted topic cannot accept message without key"
+// in ErrorMessage), MESSAGE_TOO_LARGE (over max.message.bytes),
 // OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH (idempotent
 // producers, see log/producer.go), INVALID_REQUIRED_ACKS.
 //

@@ -17,6 +17,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -133,12 +134,7 @@ func (s *Server) brokerConfigEntries() []kmsg.DescribeConfigsResponseResourceCon
 	topicDefault := func(k string) string { v, _ := s.cfg.Log.TopicConfigDefault(k); return v }
 	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
 	nodeID := itoa(int64(s.cfg.NodeID))
-	type row struct {
-		name, value string
-		src         kmsg.ConfigSource
-		typ         kmsg.ConfigType
-		doc         string
-	}
+	type row = brokerConfigRow
 	rows := []row{
 		{"node.id", nodeID, static, kmsg.ConfigTypeInt, "This broker's ID."},
 		{"broker.id", nodeID, static, kmsg.ConfigTypeInt, "This broker's ID (the pre-KRaft name of node.id)."},
@@ -160,6 +156,7 @@ func (s *Server) brokerConfigEntries() []kmsg.DescribeConfigsResponseResourceCon
 		{"min.insync.replicas", topicDefault(log.ConfigMinInsyncReplica), def, kmsg.ConfigTypeInt, topicConfigInfos[log.ConfigMinInsyncReplica].doc},
 		{"compression.type", topicDefault(log.ConfigCompressionType), def, kmsg.ConfigTypeString, topicConfigInfos[log.ConfigCompressionType].doc},
 	}
+	rows = append(rows, s.cleanerConfigRows()...)
 	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(rows))
 	for _, r := range rows {
 		c := newConfigEntry(r.name, r.value, r.src, r.typ, r.doc)
@@ -167,6 +164,58 @@ func (s *Server) brokerConfigEntries() []kmsg.DescribeConfigsResponseResourceCon
 		out = append(out, c)
 	}
 	return out
+}
+
+// brokerConfigRow is one broker config as DescribeConfigs reports it.
+type brokerConfigRow struct {
+	name, value string
+	src         kmsg.ConfigSource
+	typ         kmsg.ConfigType
+	doc         string
+}
+
+// cleanerConfigRows describes the log cleaner's broker configs: its own
+// settings (Config.Cleaner, with the log's defaults for zero fields) and
+// the broker defaults of the topic compaction configs, as the log reports
+// them to topics.
+func (s *Server) cleanerConfigRows() []brokerConfigRow {
+	type row = brokerConfigRow
+	itoa := func(n int64) string { return strconv.FormatInt(n, 10) }
+	cl := s.cfg.Cleaner
+	rows := []row{{"log.cleaner.enable", strconv.FormatBool(!cl.Disabled), sourceIf(cl.Disabled), kmsg.ConfigTypeBoolean,
+		"Whether the log cleaner compacts topics whose cleanup.policy includes compact."}}
+	for _, k := range []string{log.ConfigMinCleanableDirtyRatio, log.ConfigMinCompactionLagMs, log.ConfigMaxCompactionLagMs, log.ConfigDeleteRetentionMs} {
+		info := topicConfigInfos[k]
+		builtin, _ := log.TopicConfigDefault(k)
+		v, _ := s.cfg.Log.TopicConfigDefault(k)
+		rows = append(rows, row{info.broker, v, sourceIf(v != builtin), info.typ, info.doc})
+	}
+	dedupe, backoff := orDefault(cl.DedupeBufferBytes, log.DefaultDedupeBufferBytes), orDefault(cl.Interval, log.DefaultCleanerInterval)
+	ioLimit := kafkaUnlimitedDouble
+	if cl.IOBytesPerSecond > 0 {
+		ioLimit = itoa(cl.IOBytesPerSecond)
+	}
+	return append(rows,
+		row{"log.cleaner.dedupe.buffer.size", itoa(dedupe), sourceIf(dedupe != log.DefaultDedupeBufferBytes), kmsg.ConfigTypeLong,
+			"Memory for the key map of one compaction run (24 bytes per distinct key)."},
+		row{"log.cleaner.io.max.bytes.per.second", ioLimit, sourceIf(cl.IOBytesPerSecond > 0), kmsg.ConfigTypeDouble,
+			"Most bytes per second the cleaner reads and writes; Double.MAX_VALUE (the default) means no limit."},
+		row{"log.cleaner.backoff.ms", itoa(backoff.Milliseconds()), sourceIf(backoff != log.DefaultCleanerInterval), kmsg.ConfigTypeLong,
+			"How often the cleaner looks for partitions to compact, in ms."},
+	)
+}
+
+// kafkaUnlimitedDouble is how Kafka shows a DOUBLE config without a limit
+// (Java's Double.toString(Double.MAX_VALUE)).
+const kafkaUnlimitedDouble = "1.7976931348623157E308"
+
+// orDefault is v, or def when v is zero or negative (how the log reads
+// its Config).
+func orDefault[T int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // netJoin formats host:port (brackets for IPv6).

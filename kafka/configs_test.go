@@ -3,7 +3,9 @@ package kafka
 import (
 	"errors"
 	"maps"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -326,5 +328,204 @@ func TestIncrementalAlterConfigsErrors(t *testing.T) {
 	resp, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "num.partitions", Value: str("4")}}, 1)
 	if err != nil || !errors.Is(resp[0].Err, kerr.InvalidConfig) {
 		t.Fatalf("broker alter: %v %+v", err, resp)
+	}
+}
+
+// compactionDefaults are the topic compaction configs' values on a broker
+// started with the log's default Config.Cleaner.
+var compactionDefaults = map[string]string{
+	log.ConfigMinCleanableDirtyRatio: "0.5",
+	log.ConfigMinCompactionLagMs:     "0",
+	log.ConfigMaxCompactionLagMs:     "9223372036854775807",
+	log.ConfigDeleteRetentionMs:      "86400000",
+}
+
+// TestCreateCompactedTopics creates topics with cleanup.policy compact and
+// "compact,delete" and the compaction configs through CreateTopics, and
+// checks that DescribeConfigs reports the overrides as DYNAMIC_TOPIC_CONFIG
+// and the configs not set as the broker defaults, DEFAULT_CONFIG.
+func TestCreateCompactedTopics(t *testing.T) {
+	b := newTestBroker(t, nil)
+	adm := b.admin()
+	ctx := testCtx(t)
+	both := map[string]string{
+		log.ConfigCleanupPolicy:          "compact,delete",
+		log.ConfigMinCleanableDirtyRatio: "0.1",
+		log.ConfigMinCompactionLagMs:     "1000",
+		log.ConfigMaxCompactionLagMs:     "60000",
+		log.ConfigDeleteRetentionMs:      "0",
+	}
+	for name, configs := range map[string]map[string]string{
+		"table":  {log.ConfigCleanupPolicy: "compact"},
+		"both":   both,
+		"ratio":  {log.ConfigCleanupPolicy: "compact", log.ConfigMinCleanableDirtyRatio: "0.9"},
+		"minlag": {log.ConfigCleanupPolicy: "compact", log.ConfigMinCompactionLagMs: "5000"},
+		"maxlag": {log.ConfigCleanupPolicy: "compact", log.ConfigMaxCompactionLagMs: "7000"},
+		"tomb":   {log.ConfigCleanupPolicy: "compact", log.ConfigDeleteRetentionMs: "3600000"},
+	} {
+		ptrs := make(map[string]*string, len(configs))
+		for k, v := range configs {
+			ptrs[k] = str(v)
+		}
+		res, err := adm.CreateTopic(ctx, 1, 1, ptrs, name)
+		if err != nil || res.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, res.Err)
+		}
+		rcs, err := adm.DescribeTopicConfigs(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range append([]string{log.ConfigCleanupPolicy}, slices.Sorted(maps.Keys(compactionDefaults))...) {
+			c := findConfig(t, rc, k)
+			want, src := configs[k], kmsg.ConfigSourceDynamicTopicConfig
+			if _, set := configs[k]; !set {
+				want, src = compactionDefaults[k], kmsg.ConfigSourceDefaultConfig
+			}
+			if c.MaybeValue() != want || c.Source != src {
+				t.Errorf("%s: %s = %q (%s), want %q (%s)", name, k, c.MaybeValue(), c.Source, want, src)
+			}
+		}
+	}
+	if got := topicConfigs(t, b, "both"); !maps.Equal(got, both) {
+		t.Errorf("stored configs %v, want %v", got, both)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		configs map[string]*string
+	}{
+		{"unknown policy", map[string]*string{log.ConfigCleanupPolicy: str("compact,shred")}},
+		{"empty policy", map[string]*string{log.ConfigCleanupPolicy: str("")}},
+		{"ratio above 1", map[string]*string{log.ConfigMinCleanableDirtyRatio: str("1.5")}},
+		{"min lag above max lag", map[string]*string{log.ConfigMinCompactionLagMs: str("2000"), log.ConfigMaxCompactionLagMs: str("1000")}},
+		{"zero max lag", map[string]*string{log.ConfigMaxCompactionLagMs: str("0")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if res, _ := adm.CreateTopic(ctx, 1, 1, tc.configs, "refused"); !errors.Is(res.Err, kerr.InvalidConfig) {
+				t.Fatalf("%v, want INVALID_CONFIG", res.Err)
+			}
+		})
+	}
+}
+
+// TestDescribeBrokerCleanerConfigs checks the broker's log.cleaner.*
+// configs: Kafka's defaults with source DEFAULT_CONFIG on a default
+// broker, and the started-with values as STATIC_BROKER_CONFIG.
+func TestDescribeBrokerCleanerConfigs(t *testing.T) {
+	describe := func(b *testBroker) kadm.ResourceConfig {
+		t.Helper()
+		rcs, err := b.admin().DescribeBrokerConfigs(testCtx(t), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On("1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc
+	}
+	check := func(rc kadm.ResourceConfig, want map[string]string, src kmsg.ConfigSource) {
+		t.Helper()
+		for k, v := range want {
+			if c := findConfig(t, rc, k); c.MaybeValue() != v || c.Source != src {
+				t.Errorf("%s = %q (%s), want %q (%s)", k, c.MaybeValue(), c.Source, v, src)
+			}
+		}
+	}
+	def := map[string]string{
+		"log.cleaner.enable":                  "true",
+		"log.cleaner.dedupe.buffer.size":      "134217728",
+		"log.cleaner.io.max.bytes.per.second": "1.7976931348623157E308",
+		"log.cleaner.backoff.ms":              "15000",
+	}
+	for k, v := range compactionDefaults {
+		def[topicConfigInfos[k].broker] = v
+	}
+	check(describe(newTestBroker(t, nil)), def, kmsg.ConfigSourceDefaultConfig)
+
+	b := newTestBroker(t, func(c *Config) {
+		c.Cleaner = log.CleanerConfig{Disabled: true, DedupeBufferBytes: 1 << 20, IOBytesPerSecond: 5_000_000, Interval: 2 * time.Second}
+	})
+	check(describe(b), map[string]string{
+		"log.cleaner.enable":                  "false",
+		"log.cleaner.dedupe.buffer.size":      "1048576",
+		"log.cleaner.io.max.bytes.per.second": "5000000",
+		"log.cleaner.backoff.ms":              "2000",
+	}, kmsg.ConfigSourceStaticBrokerConfig)
+}
+
+// TestAlterCleanupPolicy turns a delete topic into a compacted one and
+// back with IncrementalAlterConfigs' list operations, and checks the
+// compaction lags are validated together.
+func TestAlterCleanupPolicy(t *testing.T) {
+	b := newTestBroker(t, nil)
+	b.createTopic("flip", 1, nil)
+	adm := b.admin()
+	ctx := testCtx(t)
+	alter := func(ops ...kadm.AlterConfig) error {
+		t.Helper()
+		resp, err := adm.AlterTopicConfigs(ctx, ops, "flip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp[0].Err
+	}
+	policy := func() string {
+		t.Helper()
+		rcs, err := adm.DescribeTopicConfigs(ctx, "flip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On("flip", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := findConfig(t, rc, log.ConfigCleanupPolicy)
+		return c.MaybeValue()
+	}
+	steps := []struct {
+		name string
+		op   kadm.AlterConfig
+		want error
+		then string
+	}{
+		{"append compact to the default", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigCleanupPolicy, Value: str("compact")}, nil, "delete,compact"},
+		{"append compact again", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigCleanupPolicy, Value: str("compact")}, nil, "delete,compact"},
+		{"subtract delete", kadm.AlterConfig{Op: kadm.SubtractConfig, Name: log.ConfigCleanupPolicy, Value: str("delete")}, nil, "compact"},
+		{"subtract to empty", kadm.AlterConfig{Op: kadm.SubtractConfig, Name: log.ConfigCleanupPolicy, Value: str("compact")}, kerr.InvalidConfig, "compact"},
+		{"append an unknown policy", kadm.AlterConfig{Op: kadm.AppendConfig, Name: log.ConfigCleanupPolicy, Value: str("shred")}, kerr.InvalidConfig, "compact"},
+		{"set both", kadm.AlterConfig{Op: kadm.SetConfig, Name: log.ConfigCleanupPolicy, Value: str("compact,delete")}, nil, "compact,delete"},
+	}
+	for _, s := range steps {
+		if err := alter(s.op); !errors.Is(err, s.want) {
+			t.Fatalf("%s: err %v, want %v", s.name, err, s.want)
+		}
+		if got := policy(); got != s.then {
+			t.Fatalf("%s: cleanup.policy %q, want %q", s.name, got, s.then)
+		}
+	}
+
+	minLag := func(v string) kadm.AlterConfig {
+		return kadm.AlterConfig{Op: kadm.SetConfig, Name: log.ConfigMinCompactionLagMs, Value: str(v)}
+	}
+	maxLag := func(v string) kadm.AlterConfig {
+		return kadm.AlterConfig{Op: kadm.SetConfig, Name: log.ConfigMaxCompactionLagMs, Value: str(v)}
+	}
+	if err := alter(minLag("2000"), maxLag("1000")); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("min lag above max lag in one request: %v, want INVALID_CONFIG", err)
+	}
+	if err := alter(maxLag("1000")); err != nil {
+		t.Fatal(err)
+	}
+	if err := alter(minLag("2000")); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("min lag above the topic's max lag: %v, want INVALID_CONFIG", err)
+	}
+	want := map[string]string{log.ConfigCleanupPolicy: "compact,delete", log.ConfigMaxCompactionLagMs: "1000"}
+	if got := topicConfigs(t, b, "flip"); !maps.Equal(got, want) {
+		t.Fatalf("configs %v, want %v", got, want)
 	}
 }

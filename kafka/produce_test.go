@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -204,5 +207,54 @@ func TestFetchLongPollReturnsWhenDataArrives(t *testing.T) {
 	}
 	if n := len(resp.Topics[0].Partitions[0].RecordBatches); n != 0 {
 		t.Fatalf("empty long poll returned %d bytes", n)
+	}
+}
+
+// TestProduceKeylessToCompactedTopic checks that a compacted topic refuses
+// a batch holding a record without a key, at every version, with
+// INVALID_RECORD and (v8+) Kafka's message, and writes nothing; a keyed
+// batch, also from the same idempotent franz-go client afterwards, is
+// appended.
+func TestProduceKeylessToCompactedTopic(t *testing.T) {
+	b := newTestBroker(t, nil)
+	b.createTopic("table", 1, map[string]string{log.ConfigCleanupPolicy: "compact"})
+	b.createTopic("both", 1, map[string]string{log.ConfigCleanupPolicy: "delete,compact"})
+	const msg = "Compacted topic cannot accept message without key"
+	keyless, err := log.EncodeBatch([]log.Record{{Key: []byte("k"), Value: []byte("v")}, {Value: []byte("no key")}},
+		log.CodecLZ4, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.raw()
+	for _, topic := range []string{"table", "both"} {
+		for _, v := range []int16{3, 7, 8, 9, 12} {
+			req := produceOne(topic, 0, append([]byte(nil), keyless...))
+			req.Version = v
+			sp := producePart(t, c.roundTrip(int32(v), req))
+			if sp.ErrorCode != kerr.InvalidRecord.Code || sp.BaseOffset != -1 {
+				t.Fatalf("%s v%d: code %d, base offset %d; want INVALID_RECORD", topic, v, sp.ErrorCode, sp.BaseOffset)
+			}
+			if got := sp.ErrorMessage; (v >= 8) != (got != nil) || got != nil && !strings.Contains(*got, msg) {
+				t.Fatalf("%s v%d: error message %v, want one containing %q from v8", topic, v, got, msg)
+			}
+		}
+		if _, hwm := mustPartition(t, b, topic, 0).Offsets(); hwm != 0 {
+			t.Fatalf("%s: refused batches moved the high watermark to %d", topic, hwm)
+		}
+	}
+
+	cl := b.client(kgo.DefaultProduceTopic("table"), kgo.RecordRetries(2))
+	ctx := testCtx(t)
+	err = cl.ProduceSync(ctx, &kgo.Record{Value: []byte("no key")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless produce: %v, want INVALID_RECORD", err)
+	}
+	r, err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).First()
+	if err != nil || r.Offset != 0 {
+		t.Fatalf("keyed produce after a refused one: offset %v, %v", r, err)
+	}
+	got := consumeAll(t, b, "table", 1)
+	if string(got[0].Key) != "k" || string(got[0].Value) != "v" {
+		t.Fatalf("consumed %q=%q", got[0].Key, got[0].Value)
 	}
 }

@@ -124,6 +124,12 @@ type Config struct {
 	// SlowRequestThreshold logs requests whose service time exceeds it at
 	// Warn (slow_request.go); 0 disables the log.
 	SlowRequestThreshold time.Duration
+	// Cleaner is the compaction config the log was opened with
+	// (log.Config.Cleaner). DescribeConfigs reports its Disabled,
+	// DedupeBufferBytes, IOBytesPerSecond and Interval as the broker's
+	// log.cleaner.* configs, zero fields with the log's defaults; the
+	// other log.cleaner.* values come from Log.TopicConfigDefault.
+	Cleaner log.CleanerConfig
 }
 
 // Server is one broker's Kafka listener. Serve may be called for several

@@ -21,7 +21,8 @@ are skipped), sent in batches. The server answers once the records are on disk.
   -p, --partition N        partition (default 0)
   -v, --value VALUE        the record's value
       --stdin              read values from standard input, one per line
-  -k, --key KEY            the record's key (every record's, with --stdin)
+  -k, --key KEY            the record's key (every record's, with --stdin);
+                           required by topics with cleanup.policy=compact
   -H, --header KEY=VALUE   a header, repeatable
   -t, --timestamp MS       the record's timestamp in ms since the epoch (default: now)
   -b, --batch-size N       records per ProduceBatch call with --stdin (default 1000)

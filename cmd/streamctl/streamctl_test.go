@@ -222,3 +222,19 @@ func TestServerUnreachable(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 }
+
+// TestCompactedTopic creates a topic with cleanup.policy=compact through
+// -c, and checks that a produce without -k is refused with Kafka's
+// message while a keyed one succeeds.
+func TestCompactedTopic(t *testing.T) {
+	e := startBroker(t)
+	ok(t, e.Addr, "", "topic", "create", "table", "-c", "cleanup.policy=compact,delete", "-c", "min.compaction.lag.ms=1000")
+	wantContains(t, ok(t, e.Addr, "", "topic", "get", "table"), "cleanup.policy = compact,delete", "min.compaction.lag.ms = 1000")
+	r := streamctl(t, e.Addr, "", "produce", "table", "-v", "no key")
+	if r.code != 1 || !strings.Contains(r.stderr, "Compacted topic cannot accept message without key") || !strings.Contains(r.stderr, "INVALID_ARGUMENT") {
+		t.Fatalf("keyless produce: %+v", r)
+	}
+	wantContains(t, ok(t, e.Addr, "", "produce", "table", "-k", "user-1", "-v", "v"), "Produced 1 record to table/0 at offset 0")
+	wantContains(t, ok(t, e.Addr, "", "topic", "create", "--help"), "cleanup.policy (delete, compact or compact,delete",
+		"min.cleanable.dirty.ratio", "min.compaction.lag.ms", "max.compaction.lag.ms", "delete.retention.ms")
+}

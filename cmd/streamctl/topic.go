@@ -28,8 +28,11 @@ Create a topic.
   -p, --partitions N       number of partitions (default 1)
   -r, --retention-ms MS    keep records this long (topic config retention.ms; -1: forever)
   -c, --config KEY=VALUE   topic config, repeatable: retention.bytes, segment.bytes,
-                           segment.ms, max.message.bytes, cleanup.policy,
-                           message.timestamp.type, ...
+                           segment.ms, max.message.bytes, message.timestamp.type,
+                           cleanup.policy (delete, compact or compact,delete; a
+                           compacted topic refuses records without a key),
+                           min.cleanable.dirty.ratio, min.compaction.lag.ms,
+                           max.compaction.lag.ms, delete.retention.ms, ...
   -s, --server ADDR, -o, --output text|json, --timeout D   as for streamctl
 `
 

@@ -85,6 +85,23 @@ type Config struct {
 	// MaxUploadBacklog bounds the bytes of sealed segments waiting for
 	// upload (log.Config.MaxUploadBacklog); 0 means half the free space.
 	MaxUploadBacklog int64
+	// Compaction (log.Config.Cleaner), Kafka's log.cleaner.* settings:
+	// CleanerEnable is log.cleaner.enable; the ratio and the lags are the
+	// broker defaults of the topic configs min.cleanable.dirty.ratio,
+	// min.compaction.lag.ms, max.compaction.lag.ms (0: none) and
+	// delete.retention.ms; CleanerIOBytesPerSecond 0 is unlimited;
+	// CleanerBackoff is how often the cleaner looks for work;
+	// CleanerDeleteDelay is file.delete.delay.ms for replaced segment
+	// objects (0: at once). See (*Config).cleaner.
+	CleanerEnable            bool
+	CleanerMinCleanableRatio float64
+	CleanerMinCompactionLag  time.Duration
+	CleanerMaxCompactionLag  time.Duration
+	CleanerDeleteRetention   time.Duration
+	CleanerDedupeBufferBytes int64
+	CleanerIOBytesPerSecond  int64
+	CleanerBackoff           time.Duration
+	CleanerDeleteDelay       time.Duration
 	// TimerSlack is the kernel timer slack of every broker thread (Linux;
 	// 0 keeps the inherited one). See applyTimerSlack.
 	TimerSlack time.Duration
@@ -250,6 +267,36 @@ func settings() []setting {
 		{flag: "flush-interval", env: "STREAMHOUSE_FLUSH_INTERVAL", usage: "background fsync interval for acks=1 appends (a duration like 1s or 250ms)",
 			defText: "1s", def: constant(log.DefaultFlushInterval.String()),
 			set: func(c *Config, v string) (err error) { c.FlushInterval, err = parseDuration(v); return }},
+		{flag: "log-cleaner-enable", env: "STREAMHOUSE_LOG_CLEANER_ENABLE", isBool: true, usage: "run the log cleaner, which compacts topics with cleanup.policy=compact (log.cleaner.enable); false leaves them uncompacted",
+			defText: "true", def: constant("true"),
+			set: func(c *Config, v string) (err error) { c.CleanerEnable, err = strconv.ParseBool(v); return }},
+		{flag: "log-cleaner-min-cleanable-ratio", env: "STREAMHOUSE_LOG_CLEANER_MIN_CLEANABLE_RATIO", usage: "compact a partition once this share of its sealed bytes is not compacted yet, above 0 and at most 1 (log.cleaner.min.cleanable.ratio; topic config min.cleanable.dirty.ratio overrides)",
+			defText: "0.5", def: constant(strconv.FormatFloat(log.DefaultMinCleanableRatio, 'g', -1, 64)),
+			set: func(c *Config, v string) (err error) { c.CleanerMinCleanableRatio, err = parseRatio(v); return }},
+		{flag: "log-cleaner-min-compaction-lag", env: "STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG", usage: "a record stays uncompacted at least this long after it was written (log.cleaner.min.compaction.lag.ms; topic config min.compaction.lag.ms overrides; milliseconds or a duration; 0: no lag)",
+			defText: "0", def: constant("0"),
+			set: func(c *Config, v string) (err error) { c.CleanerMinCompactionLag, err = parseMillisOrZero(v); return }},
+		{flag: "log-cleaner-max-compaction-lag", env: "STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG", usage: "a sealed segment is compacted within this long of its newest record, whatever the dirty ratio (log.cleaner.max.compaction.lag.ms; topic config max.compaction.lag.ms overrides; milliseconds or a duration; none: no limit)",
+			defText: "none", def: constant("none"),
+			set: func(c *Config, v string) (err error) {
+				c.CleanerMaxCompactionLag, err = parseMaxCompactionLag(v)
+				return
+			}},
+		{flag: "log-cleaner-delete-retention", env: "STREAMHOUSE_LOG_CLEANER_DELETE_RETENTION", usage: "how long a tombstone (a record with a null value) stays readable once compaction reached it (log.cleaner.delete.retention.ms; topic config delete.retention.ms overrides; milliseconds or a duration)",
+			defText: "86400000 (1 day)", def: constant(strconv.FormatInt(log.DefaultDeleteRetention.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.CleanerDeleteRetention, err = parseMillis(v); return }},
+		{flag: "log-cleaner-dedupe-buffer-size", env: "STREAMHOUSE_LOG_CLEANER_DEDUPE_BUFFER_SIZE", usage: "memory for the key map of one compaction run, 24 bytes per distinct key (log.cleaner.dedupe.buffer.size)",
+			defText: "128MiB", def: constant("128MiB"),
+			set: func(c *Config, v string) (err error) { c.CleanerDedupeBufferBytes, err = parsePositiveSize(v); return }},
+		{flag: "log-cleaner-io-max-bytes-per-second", env: "STREAMHOUSE_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND", usage: "most bytes per second the cleaner reads and writes, e.g. 50MiB (log.cleaner.io.max.bytes.per.second; 0: unlimited)",
+			defText: "0", def: constant("0"),
+			set: func(c *Config, v string) (err error) { c.CleanerIOBytesPerSecond, err = parseSize(v); return }},
+		{flag: "log-cleaner-backoff", env: "STREAMHOUSE_LOG_CLEANER_BACKOFF", usage: "how often the cleaner looks for partitions to compact (log.cleaner.backoff.ms; milliseconds or a duration)",
+			defText: "15000 (15s)", def: constant(strconv.FormatInt(log.DefaultCleanerInterval.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.CleanerBackoff, err = parseMillis(v); return }},
+		{flag: "log-cleaner-delete-delay", env: "STREAMHOUSE_LOG_CLEANER_DELETE_DELAY", usage: "how long a segment object replaced by compaction stays in the object store for reads that planned on it (file.delete.delay.ms; milliseconds or a duration; 0 deletes at once, which can fail such reads)",
+			defText: "60000 (1m)", def: constant(strconv.FormatInt(log.DefaultCleanerDeleteDelay.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.CleanerDeleteDelay, err = parseMillisOrZero(v); return }},
 		{flag: "timer-slack", env: "STREAMHOUSE_TIMER_SLACK", usage: "how late the kernel may wake the broker's timed sleeps, at most 10ms; a larger slack lets the Go runtime's monitor thread wake less often (Linux; 0 keeps the slack the process inherited)",
 			defText: "1ms", def: constant("1ms"),
 			set: func(c *Config, v string) (err error) { c.TimerSlack, err = parseTimerSlack(v); return }},
@@ -347,6 +394,10 @@ func (c *Config) check(names map[string]string) error {
 	if c.ConsumerHeartbeatInterval >= c.ConsumerSessionTimeout {
 		return &SettingError{Name: names["group-consumer-heartbeat-interval"], Value: c.ConsumerHeartbeatInterval.String(),
 			Err: fmt.Errorf("must be below %s (%s)", names["group-consumer-session-timeout"], c.ConsumerSessionTimeout)}
+	}
+	if c.CleanerMaxCompactionLag != 0 && c.CleanerMinCompactionLag > c.CleanerMaxCompactionLag {
+		return &SettingError{Name: names["log-cleaner-min-compaction-lag"], Value: c.CleanerMinCompactionLag.String(),
+			Err: fmt.Errorf("must not exceed %s (%s)", names["log-cleaner-max-compaction-lag"], c.CleanerMaxCompactionLag)}
 	}
 	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {
 		return &SettingError{Name: names["local-storage-path"], Value: c.LocalStoragePath,
@@ -486,6 +537,32 @@ func parseMillis(v string) (time.Duration, error) {
 	d, err := parseDuration(v)
 	if err != nil {
 		return 0, errors.New("want milliseconds (600000) or a duration (10m)")
+	}
+	return d, nil
+}
+
+// parseRatio parses a share above 0 and at most 1. Zero, which Kafka
+// allows, is refused: log.CleanerConfig reads a zero ratio as "default".
+func parseRatio(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) {
+		return 0, errors.New("want a number like 0.5")
+	}
+	if f <= 0 || f > 1 {
+		return 0, errors.New("must be above 0 and at most 1")
+	}
+	return f, nil
+}
+
+// parseMaxCompactionLag is parseMillis that also accepts "none" and
+// Kafka's default, Long.MAX_VALUE milliseconds, as "no limit" (0).
+func parseMaxCompactionLag(v string) (time.Duration, error) {
+	if s := strings.TrimSpace(v); strings.EqualFold(s, "none") || s == strconv.FormatInt(math.MaxInt64, 10) {
+		return 0, nil
+	}
+	d, err := parseMillis(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w, or none", err)
 	}
 	return d, nil
 }

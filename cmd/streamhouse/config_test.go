@@ -57,6 +57,13 @@ func defaultConfig() Config {
 		ConsumerSessionTimeout:        45 * time.Second,
 		ConsumerHeartbeatInterval:     5 * time.Second,
 		GroupMetricsMaxSeries:         10000,
+
+		CleanerEnable:            true,
+		CleanerMinCleanableRatio: 0.5,
+		CleanerDeleteRetention:   24 * time.Hour,
+		CleanerDedupeBufferBytes: 128 << 20,
+		CleanerBackoff:           15 * time.Second,
+		CleanerDeleteDelay:       time.Minute,
 	}
 }
 
@@ -145,6 +152,37 @@ func loadConfigCases() []loadConfigCase {
 				c.SlowRequestThreshold, c.GroupInitialRebalanceDelay = 0, 500*time.Millisecond
 				c.OffsetsRetention, c.GroupMetricsMaxSeries = 48*time.Hour, 50
 			},
+		},
+		{
+			name: "log cleaner settings from env",
+			env: map[string]string{
+				"STREAMHOUSE_LOG_CLEANER_ENABLE": "false", "STREAMHOUSE_LOG_CLEANER_MIN_CLEANABLE_RATIO": "0.25",
+				"STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG": "60000", "STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG": "2h",
+				"STREAMHOUSE_LOG_CLEANER_DELETE_RETENTION": "3600000", "STREAMHOUSE_LOG_CLEANER_DEDUPE_BUFFER_SIZE": "16MiB",
+				"STREAMHOUSE_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND": "50MB", "STREAMHOUSE_LOG_CLEANER_BACKOFF": "500",
+				"STREAMHOUSE_LOG_CLEANER_DELETE_DELAY": "5m",
+			},
+			want: func(c *Config) {
+				c.CleanerEnable, c.CleanerMinCleanableRatio = false, 0.25
+				c.CleanerMinCompactionLag, c.CleanerMaxCompactionLag = time.Minute, 2*time.Hour
+				c.CleanerDeleteRetention, c.CleanerDedupeBufferBytes, c.CleanerIOBytesPerSecond = time.Hour, 16<<20, 50e6
+				c.CleanerBackoff, c.CleanerDeleteDelay = 500*time.Millisecond, 5*time.Minute
+			},
+		},
+		{
+			name: "log cleaner settings by flag",
+			args: []string{"--log-cleaner-enable", "--log-cleaner-min-cleanable-ratio=1", "--log-cleaner-min-compaction-lag=0s",
+				"--log-cleaner-max-compaction-lag=9223372036854775807", "--log-cleaner-delete-delay=0", "--log-cleaner-backoff=1m"},
+			env: map[string]string{"STREAMHOUSE_LOG_CLEANER_ENABLE": "false", "STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG": "5s",
+				"STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG": "1s"},
+			want: func(c *Config) {
+				c.CleanerMinCleanableRatio, c.CleanerDeleteDelay, c.CleanerBackoff = 1, 0, time.Minute
+			},
+		},
+		{
+			name: "log cleaner max lag none, any case",
+			env:  map[string]string{"STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG": "None", "STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG": "1h"},
+			want: func(c *Config) { c.CleanerMinCompactionLag = time.Hour },
 		},
 		{
 			name: "empty env is unset",
@@ -264,6 +302,28 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "max connections", env: map[string]string{"STREAMHOUSE_MAX_CONNECTIONS": "0"}, wantName: "STREAMHOUSE_MAX_CONNECTIONS"},
 		{name: "request memory below one request", args: []string{"--queued-max-request-bytes=1MiB", "--max-request-bytes=2MiB"},
 			wantName: "--queued-max-request-bytes", wantText: []string{"--max-request-bytes"}},
+		{name: "cleaner enable", env: map[string]string{"STREAMHOUSE_LOG_CLEANER_ENABLE": "maybe"}, wantName: "STREAMHOUSE_LOG_CLEANER_ENABLE"},
+		{name: "cleanable ratio zero", args: []string{"--log-cleaner-min-cleanable-ratio=0"},
+			wantName: "--log-cleaner-min-cleanable-ratio", wantText: []string{"above 0 and at most 1"}},
+		{name: "cleanable ratio above one", env: map[string]string{"STREAMHOUSE_LOG_CLEANER_MIN_CLEANABLE_RATIO": "1.5"},
+			wantName: "STREAMHOUSE_LOG_CLEANER_MIN_CLEANABLE_RATIO", wantText: []string{"above 0 and at most 1"}},
+		{name: "cleanable ratio words", args: []string{"--log-cleaner-min-cleanable-ratio=half"}, wantName: "--log-cleaner-min-cleanable-ratio"},
+		{name: "cleanable ratio NaN", args: []string{"--log-cleaner-min-cleanable-ratio=NaN"}, wantName: "--log-cleaner-min-cleanable-ratio"},
+		{name: "min compaction lag negative", env: map[string]string{"STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG": "-1"},
+			wantName: "STREAMHOUSE_LOG_CLEANER_MIN_COMPACTION_LAG"},
+		{name: "max compaction lag zero", args: []string{"--log-cleaner-max-compaction-lag=0"}, wantName: "--log-cleaner-max-compaction-lag"},
+		{name: "max compaction lag words", args: []string{"--log-cleaner-max-compaction-lag=never"},
+			wantName: "--log-cleaner-max-compaction-lag", wantText: []string{"or none"}},
+		{name: "compaction lags crossed", args: []string{"--log-cleaner-min-compaction-lag=2h"},
+			env:      map[string]string{"STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG": "1h"},
+			wantName: "--log-cleaner-min-compaction-lag", wantText: []string{"STREAMHOUSE_LOG_CLEANER_MAX_COMPACTION_LAG"}},
+		{name: "delete retention zero", args: []string{"--log-cleaner-delete-retention=0"}, wantName: "--log-cleaner-delete-retention"},
+		{name: "dedupe buffer zero", env: map[string]string{"STREAMHOUSE_LOG_CLEANER_DEDUPE_BUFFER_SIZE": "0"},
+			wantName: "STREAMHOUSE_LOG_CLEANER_DEDUPE_BUFFER_SIZE"},
+		{name: "io limit", args: []string{"--log-cleaner-io-max-bytes-per-second=fast"}, wantName: "--log-cleaner-io-max-bytes-per-second"},
+		{name: "io limit negative", args: []string{"--log-cleaner-io-max-bytes-per-second=-1"}, wantName: "--log-cleaner-io-max-bytes-per-second"},
+		{name: "cleaner backoff zero", env: map[string]string{"STREAMHOUSE_LOG_CLEANER_BACKOFF": "0"}, wantName: "STREAMHOUSE_LOG_CLEANER_BACKOFF"},
+		{name: "delete delay negative", args: []string{"--log-cleaner-delete-delay=-1s"}, wantName: "--log-cleaner-delete-delay"},
 		{name: "unknown flag", args: []string{"--nope"}, wantText: []string{"nope"}},
 		{name: "stray argument", args: []string{"serve"}, wantText: []string{`unexpected argument "serve"`}},
 	}
@@ -286,6 +346,31 @@ func TestLoadConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCleanerConfig checks how the settings become log.Config.Cleaner:
+// "none" and "at once", zero in Config, are not the log's zero
+// ("default").
+func TestCleanerConfig(t *testing.T) {
+	c := defaultConfig()
+	want := log.CleanerConfig{
+		MinCleanableRatio: 0.5, MaxCompactionLag: log.DefaultMaxCompactionLag, DeleteRetention: 24 * time.Hour,
+		DedupeBufferBytes: 128 << 20, Interval: 15 * time.Second, DeleteDelay: time.Minute,
+	}
+	if got := c.cleaner(); got != want {
+		t.Errorf("defaults: got %+v, want %+v", got, want)
+	}
+	c.CleanerEnable, c.CleanerMinCompactionLag, c.CleanerMaxCompactionLag = false, time.Second, time.Hour
+	c.CleanerIOBytesPerSecond, c.CleanerDeleteDelay = 1<<20, 0
+	want.Disabled, want.MinCompactionLag, want.MaxCompactionLag, want.IOBytesPerSecond = true, time.Second, time.Hour, 1<<20
+	got := c.cleaner()
+	if got.DeleteDelay >= 0 {
+		t.Errorf("delete delay 0 became %v, want negative (at once)", got.DeleteDelay)
+	}
+	got.DeleteDelay, want.DeleteDelay = 0, 0
+	if got != want {
+		t.Errorf("set: got %+v, want %+v", got, want)
 	}
 }
 

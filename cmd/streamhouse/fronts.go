@@ -35,6 +35,7 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 			ConsumerHeartbeatInterval:     b.cfg.ConsumerHeartbeatInterval,
 		},
 		GroupMetricsMaxSeries: b.cfg.GroupMetricsMaxSeries,
+		Cleaner:               b.cfg.cleaner(),
 	}
 	// Zero means "Kafka's default" to kafka.Config and "off" here.
 	if cfg.Groups.InitialRebalanceDelay == 0 {

@@ -151,6 +151,7 @@ func (b *broker) start(ctx context.Context) error {
 		SyncScope:     cfg.FsyncScope,
 
 		MaxUploadBacklog: cfg.MaxUploadBacklog,
+		Cleaner:          cfg.cleaner(),
 
 		PerPartitionMetrics: cfg.MetricsPerPartition,
 	})
@@ -162,6 +163,29 @@ func (b *broker) start(ctx context.Context) error {
 		return err
 	}
 	return b.startFronts(ctx, fronts)
+}
+
+// cleaner is the log's compaction config. Zero means "default" to
+// log.CleanerConfig but "none" (max lag) or "at once" (delete delay) here.
+func (c *Config) cleaner() log.CleanerConfig {
+	cc := log.CleanerConfig{
+		MinCleanableRatio: c.CleanerMinCleanableRatio,
+		MinCompactionLag:  c.CleanerMinCompactionLag,
+		MaxCompactionLag:  c.CleanerMaxCompactionLag,
+		DeleteRetention:   c.CleanerDeleteRetention,
+		DedupeBufferBytes: c.CleanerDedupeBufferBytes,
+		IOBytesPerSecond:  c.CleanerIOBytesPerSecond,
+		Interval:          c.CleanerBackoff,
+		DeleteDelay:       c.CleanerDeleteDelay,
+		Disabled:          !c.CleanerEnable,
+	}
+	if cc.MaxCompactionLag == 0 {
+		cc.MaxCompactionLag = log.DefaultMaxCompactionLag
+	}
+	if cc.DeleteDelay == 0 {
+		cc.DeleteDelay = -1
+	}
+	return cc
 }
 
 // newFronts builds the network fronts, in start order: the Kafka
