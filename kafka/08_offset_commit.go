@@ -10,8 +10,8 @@ package kafka
 //     for a topic or partition that does not exist, OFFSET_METADATA_TOO_LARGE
 //     above Config.Groups.OffsetMetadataMaxBytes; those partitions are
 //     left out and the rest go on;
-//   - the group (coordinator.commit): a "simple" commit (generation -1, no
-//     member) is accepted when the group has no members and creates the
+//   - the group (groups.Coordinator.Commit): a "simple" commit
+//     (generation -1, no member) is accepted when the group has no members and creates the
 //     group if needed; otherwise the member and generation must be
 //     current (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION;
 //     REBALANCE_IN_PROGRESS while the group completes a rebalance). A
@@ -48,7 +48,7 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 	if req.Version >= 10 {
 		byID = s.topicsByID()
 	}
-	now := s.groups.clock.Now()
+	now, maxMetadata := s.groups.Now(), s.groups.Config().OffsetMetadataMaxBytes
 	var offsets []meta.CommittedOffset
 	var slots []*kmsg.OffsetCommitResponseTopicPartition
 	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, len(req.Topics))
@@ -72,7 +72,7 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 				sp.ErrorCode = unknown
 			case rp.Partition < 0 || rp.Partition >= t.PartitionCount:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > s.groups.cfg.OffsetMetadataMaxBytes:
+			case rp.Metadata != nil && len(*rp.Metadata) > maxMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
 				o := meta.CommittedOffset{Group: req.Group, Topic: name, Partition: rp.Partition,
@@ -91,7 +91,7 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 	if len(offsets) == 0 {
 		return resp, nil
 	}
-	code, stale, err := s.groups.commit(ctx, req, offsets)
+	code, stale, err := s.groups.Commit(ctx, req, offsets)
 	if err != nil {
 		code = coordinatorErrorCode(err)
 		s.logger.Error("offset commit failed", "group", req.Group, "err", err)

@@ -34,7 +34,7 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
 			if req.Version >= 9 {
-				if code := s.groups.checkOffsetFetch(ctx, rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
+				if code := s.groups.CheckOffsetFetch(ctx, rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
 					eg := kmsg.NewOffsetFetchResponseGroup()
 					eg.Group, eg.ErrorCode = rg.Group, code
 					resp.Groups = append(resp.Groups, eg)

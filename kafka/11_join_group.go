@@ -2,7 +2,7 @@ package kafka
 
 // JoinGroup (key 11): versions 0-9.
 //
-// The group coordinator's state machine (group.go) does the work: a
+// The group coordinator's state machine (package groups) does the work: a
 // member joins, the group rebalances, and the answer comes once the join
 // phase completes (or at once for errors and retries). The connection
 // waits meanwhile, as with Kafka. Errors: INVALID_GROUP_ID (empty group),
@@ -30,12 +30,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/kafka/groups"
 )
 
 func (s *Server) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.JoinGroupRequest)
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
-	s.groups.join(ctx, req, r.client(), func(resp *kmsg.JoinGroupResponse) {
+	s.groups.Join(ctx, req, r.client(), func(resp *kmsg.JoinGroupResponse) {
 		select {
 		case ch <- resp:
 		default: // answered already; cannot happen
@@ -53,10 +55,10 @@ func (s *Server) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response
 
 // client returns who sent r, as DescribeGroups reports it (Kafka's client
 // host has a leading slash).
-func (r *request) client() clientInfo {
-	cl := clientInfo{host: "/" + r.clientHost}
+func (r *request) client() groups.Client {
+	cl := groups.Client{Host: "/" + r.clientHost}
 	if r.clientID != nil {
-		cl.id = *r.clientID
+		cl.ID = *r.clientID
 	}
 	return cl
 }

@@ -18,6 +18,6 @@ import (
 func (s *Server) handleHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	resp.ErrorCode = s.groups.heartbeat(ctx, req)
+	resp.ErrorCode = s.groups.Heartbeat(ctx, req)
 	return resp, nil
 }

@@ -19,5 +19,5 @@ import (
 )
 
 func (s *Server) handleLeaveGroup(ctx context.Context, r *request) (kmsg.Response, error) {
-	return s.groups.leave(ctx, r.body.(*kmsg.LeaveGroupRequest)), nil
+	return s.groups.Leave(ctx, r.body.(*kmsg.LeaveGroupRequest)), nil
 }

@@ -26,7 +26,7 @@ import (
 func (s *Server) handleSyncGroup(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.SyncGroupRequest)
 	ch := make(chan *kmsg.SyncGroupResponse, 1)
-	s.groups.sync(ctx, req, func(resp *kmsg.SyncGroupResponse) {
+	s.groups.Sync(ctx, req, func(resp *kmsg.SyncGroupResponse) {
 		select {
 		case ch <- resp:
 		default: // answered already; cannot happen

@@ -18,11 +18,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// groupOperations is the authorized-operation bit set DescribeGroups and
+// ConsumerGroupDescribe report when asked (READ, DELETE, DESCRIBE): no
+// ACLs, all allowed.
+const groupOperations = 1<<3 | 1<<6 | 1<<8
+
 func (s *Server) handleDescribeGroups(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range req.Groups {
-		sg := s.groups.describe(ctx, name, req.Version)
+		sg := s.groups.Describe(ctx, name, req.Version)
 		if req.IncludeAuthorizedOperations {
 			sg.AuthorizedOperations = groupOperations
 		}

@@ -21,13 +21,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// classicGroupType is the GroupType of classic groups.
-const classicGroupType = "classic"
-
 func (s *Server) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	groups, err := s.groups.list(ctx)
+	groups, err := s.groups.List(ctx)
 	if err != nil {
 		resp.ErrorCode = coordinatorErrorCode(err)
 		return resp, nil
@@ -36,11 +33,11 @@ func (s *Server) handleListGroups(ctx context.Context, r *request) (kmsg.Respons
 		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
 	}
 	for _, g := range groups {
-		if !matches(req.StatesFilter, g.state) || !matches(req.TypesFilter, g.groupType) {
+		if !matches(req.StatesFilter, g.State) || !matches(req.TypesFilter, g.Type) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.name, g.protocolType, g.state, g.groupType
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.Name, g.ProtocolType, g.State, g.Type
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp, nil

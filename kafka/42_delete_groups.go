@@ -21,7 +21,7 @@ func (s *Server) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Respo
 	for _, name := range req.Groups {
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = name
-		code, err := s.groups.deleteGroup(ctx, name)
+		code, err := s.groups.DeleteGroup(ctx, name)
 		dg.ErrorCode = code
 		if code != 0 && req.Version >= 3 {
 			dg.ErrorMessage = errorMessage(err)

@@ -49,7 +49,7 @@ func (s *Server) handleOffsetDelete(ctx context.Context, r *request) (kmsg.Respo
 			slots[tp] = append(slots[tp], sp)
 		}
 	}
-	code, refused, err := s.groups.deleteOffsets(ctx, req.Group, valid)
+	code, refused, err := s.groups.DeleteOffsets(ctx, req.Group, valid)
 	if code != 0 {
 		resp.ErrorCode, resp.Topics = code, nil
 		return resp, nil

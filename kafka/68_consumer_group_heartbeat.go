@@ -9,9 +9,9 @@ package kafka
 // "range" assignor (ServerAssignor; default uniform) and answers each
 // member with its epoch and, when it changed or the member's view differs,
 // its assignment; partitions move to a new owner only once the previous
-// owner stopped reporting them (group_consumer.go). Fields left null in a
-// heartbeat keep their previous value; a null TopicPartitions means the
-// member's partitions did not change.
+// owner stopped reporting them (package groups, consumer.go). Fields
+// left null in a heartbeat keep their previous value; a null
+// TopicPartitions means the member's partitions did not change.
 //
 // Request checks, as Kafka's: INVALID_REQUEST for an empty group ID, an
 // empty member ID (v1; v0 joins without one get a broker-generated ID),
@@ -34,8 +34,9 @@ import (
 	"context"
 
 	"github.com/google/uuid"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/kafka/groups"
 )
 
 func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -44,40 +45,9 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 	if req.Version == 0 && req.MemberEpoch == 0 && req.MemberID == "" {
 		req.MemberID = uuid.NewString()
 	}
-	if code, msg := checkConsumerHeartbeat(req); code != 0 {
-		return hbError(resp, code, msg), nil
+	if code, msg := groups.CheckHeartbeat(req); code != 0 {
+		resp.ErrorCode, resp.ErrorMessage = code, kmsg.StringPtr(msg)
+		return resp, nil
 	}
-	return s.groups.consumerHeartbeat(ctx, req, r.client(), s.topicSnapshot()), nil
-}
-
-// checkConsumerHeartbeat is Kafka's request validation of
-// ConsumerGroupHeartbeat.
-func checkConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (int16, string) {
-	bad := kerr.InvalidRequest.Code
-	switch {
-	case req.Group == "":
-		return bad, "GroupId can't be empty."
-	case req.MemberID == "":
-		return bad, "MemberId can't be empty."
-	case req.InstanceID != nil && *req.InstanceID == "":
-		return bad, "InstanceId can't be empty."
-	case req.RackID != nil && *req.RackID == "":
-		return bad, "RackId can't be empty."
-	case req.MemberEpoch < leaveStaticEpoch:
-		return bad, "MemberEpoch is invalid."
-	case req.MemberEpoch == 0 && req.RebalanceTimeoutMillis <= 0:
-		return bad, "RebalanceTimeoutMs must be provided in first request."
-	case req.MemberEpoch == 0 && req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil:
-		return bad, "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
-	case req.MemberEpoch == 0 && (req.Topics == nil || len(req.Topics) > 0):
-		return bad, "TopicPartitions must be empty when (re-)joining."
-	case req.ServerAssignor != nil && !knownAssignor(*req.ServerAssignor):
-		return kerr.UnsupportedAssignor.Code, "ServerAssignor " + *req.ServerAssignor + " is not supported."
-	}
-	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
-		if _, err := compileSubscription(*req.SubscribedTopicRegex); err != nil {
-			return kerr.InvalidRegularExpression.Code, err.Error()
-		}
-	}
-	return 0, ""
+	return s.groups.ConsumerHeartbeat(ctx, req, r.client(), s.topicSnapshot().groups), nil
 }

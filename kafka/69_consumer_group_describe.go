@@ -22,9 +22,9 @@ import (
 func (s *Server) handleConsumerGroupDescribe(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	topics := s.topicSnapshot()
+	topics := s.topicSnapshot().groups
 	for _, name := range req.Groups {
-		sg := s.groups.consumerDescribe(ctx, name, req.Version, topics)
+		sg := s.groups.ConsumerDescribe(ctx, name, req.Version, topics)
 		if req.IncludeAuthorizedOperations && sg.ErrorCode == 0 {
 			sg.AuthorizedOperations = groupOperations
 		}

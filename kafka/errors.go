@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/kafka/groups"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -57,6 +58,15 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// coordinatorErrorCode maps an error of the group coordinator or of its
+// offsets in meta to a Kafka error code.
+func coordinatorErrorCode(err error) int16 {
+	if errors.Is(err, groups.ErrClosed) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return errorCode(err)
 }
 
 // errorMessage is the text for a response's ErrorMessage field, nil for

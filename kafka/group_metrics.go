@@ -1,7 +1,7 @@
 package kafka
 
 // The group collector: consumer-group metrics computed at scrape time from
-// the coordinator's snapshot (group_metrics_snapshot.go) and the committed
+// the coordinator's snapshot (groups.Coordinator.Snapshot) and the committed
 // offsets in meta.
 //
 //	streamhouse_kafka_groups{type,state}                          gauge
@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/streamhouse/streamhouse/kafka/groups"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
@@ -44,10 +45,6 @@ const (
 	// groupOffsetsTimeout bounds one refresh of the committed offsets.
 	groupOffsetsTimeout = 5 * time.Second
 )
-
-// classicStates are the classic group states always exported by the
-// groups gauge (zero when no group is in them), so series do not vanish.
-var classicStates = [...]groupState{stateEmpty, statePreparingRebalance, stateCompletingRebalance, stateStable}
 
 // groupCollector is the prometheus.Collector of the group metrics.
 type groupCollector struct {
@@ -91,14 +88,17 @@ func (gc *groupCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (gc *groupCollector) Collect(ch chan<- prometheus.Metric) {
-	snap := gc.s.groups.snapshot()
+	snap := gc.s.groups.Snapshot()
 	budget := max(gc.s.cfg.GroupMetricsMaxSeries, 0)
 	stored, offsets, unread := gc.storedOffsets(max(budget-len(snap), 0))
 
 	type typeState struct{ typ, state string }
 	counts := make(map[typeState]int)
-	for _, st := range classicStates {
-		counts[typeState{classicGroupType, st.String()}] = 0
+	// The classic states are always exported (zero when no group is in
+	// them), so series do not vanish.
+	classic := groups.ClassicStates()
+	for _, st := range classic {
+		counts[typeState{groups.TypeClassic, st}] = 0
 	}
 	inMemory := make(map[string]bool, len(snap))
 	for _, g := range snap {
@@ -107,7 +107,7 @@ func (gc *groupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, name := range stored {
 		if !inMemory[name] {
-			counts[typeState{classicGroupType, stateEmpty.String()}]++
+			counts[typeState{groups.TypeClassic, classic[0]}]++ // Empty
 		}
 	}
 	for k, n := range counts {

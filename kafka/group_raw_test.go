@@ -72,6 +72,30 @@ func TestFindCoordinatorEveryVersion(t *testing.T) {
 	}
 }
 
+// joinReq is a JoinGroup of group "g" by a consumer subscribing to topic
+// "t" with the range protocol (session timeout 10s, rebalance timeout
+// 30s).
+func joinReq(version int16, memberID string) *kmsg.JoinGroupRequest {
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Topics = []string{"t"}
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Version, req.Group, req.MemberID, req.ProtocolType = version, "g", memberID, "consumer"
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10_000, 30_000
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: md.AppendTo(nil)}}
+	return req
+}
+
+// syncReq is a v5 SyncGroup of group "g" with the given assignments
+// (member ID -> assignment).
+func syncReq(memberID string, generation int32, assign map[string]string) *kmsg.SyncGroupRequest {
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Version, req.Group, req.MemberID, req.Generation = 5, "g", memberID, generation
+	for id, a := range assign {
+		req.GroupAssignment = append(req.GroupAssignment, kmsg.SyncGroupRequestGroupAssignment{MemberID: id, MemberAssignment: []byte(a)})
+	}
+	return req
+}
+
 // groupRound runs one member through JoinGroup, SyncGroup, Heartbeat,
 // DescribeGroups and LeaveGroup at the given versions.
 func groupRound(t *testing.T, c *rawConn, group string, jv, sv, hv, dv, lv int16) {

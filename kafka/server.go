@@ -3,9 +3,10 @@
 // the partition logs (package log) and the metadata store (package meta),
 // and encodes the responses. Each API key has one file named after it
 // (00_produce.go, 01_fetch.go, ...) and one entry in the dispatch table
-// (dispatch.go). Go errors from log and meta become Kafka error codes only
-// here (errors.go). Fields the handlers knowingly ignore are listed in
-// UNSUPPORTED.md.
+// (dispatch.go). The group coordinator is package groups (kafka/groups),
+// which the group handlers call. Go errors from log and meta become Kafka
+// error codes only here (errors.go). Fields the handlers knowingly ignore
+// are listed in UNSUPPORTED.md.
 package kafka
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/kafka/groups"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -59,6 +61,41 @@ const (
 	maxInFlight = 32
 	// writeTimeout bounds one response write.
 	writeTimeout = 30 * time.Second
+)
+
+// The group coordinator is package groups; Config carries its settings
+// under these names, so that the front is configured in one place.
+type (
+	// GroupConfig tunes the group coordinator (groups.Config).
+	GroupConfig = groups.Config
+	// Clock is the group coordinator's time source (groups.Clock).
+	Clock = groups.Clock
+	// Timer is a timer started by a Clock (groups.Timer).
+	Timer = groups.Timer
+)
+
+// Group coordinator defaults (Kafka's broker defaults), for GroupConfig's
+// zero fields.
+const (
+	// DefaultGroupInitialRebalanceDelay is group.initial.rebalance.delay.ms.
+	DefaultGroupInitialRebalanceDelay = groups.DefaultInitialRebalanceDelay
+	// DefaultGroupMinSessionTimeout is group.min.session.timeout.ms.
+	DefaultGroupMinSessionTimeout = groups.DefaultMinSessionTimeout
+	// DefaultGroupMaxSessionTimeout is group.max.session.timeout.ms.
+	DefaultGroupMaxSessionTimeout = groups.DefaultMaxSessionTimeout
+	// DefaultOffsetsRetention is offsets.retention.minutes (7 days).
+	DefaultOffsetsRetention = groups.DefaultOffsetsRetention
+	// DefaultOffsetsRetentionCheckInterval is
+	// offsets.retention.check.interval.ms.
+	DefaultOffsetsRetentionCheckInterval = groups.DefaultOffsetsRetentionCheckInterval
+	// DefaultOffsetMetadataMaxBytes is offset.metadata.max.bytes.
+	DefaultOffsetMetadataMaxBytes = groups.DefaultOffsetMetadataMaxBytes
+	// DefaultConsumerSessionTimeout is group.consumer.session.timeout.ms
+	// (KIP-848 consumer groups).
+	DefaultConsumerSessionTimeout = groups.DefaultConsumerSessionTimeout
+	// DefaultConsumerHeartbeatInterval is
+	// group.consumer.heartbeat.interval.ms.
+	DefaultConsumerHeartbeatInterval = groups.DefaultConsumerHeartbeatInterval
 )
 
 // Config is everything a Server needs. Log and Meta are required.
@@ -156,7 +193,7 @@ type Server struct {
 	wg sync.WaitGroup
 
 	// groups is the group coordinator, stopped by Close.
-	groups *coordinator
+	groups *groups.Coordinator
 	// internal tracks the internal topics (internal_topics.go).
 	internal internalTopics
 	// metrics are the request and connection metrics; never nil.
@@ -222,7 +259,7 @@ func New(cfg Config) (*Server, error) {
 		apis: apis, apiKeys: apiVersionsKeys(apis),
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
-		groups:  newCoordinator(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger),
+		groups:  groups.New(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger, errorCode),
 		metrics: newFrontMetrics(cfg.Metrics, apis),
 		budget:  newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
@@ -370,7 +407,7 @@ func (s *Server) Close() error {
 		c.close()
 	}
 	s.wg.Wait()
-	s.groups.close()
+	s.groups.Close()
 	s.frames.close()
 	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/kafka/groups"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
@@ -46,18 +47,19 @@ type topicSnapshot struct {
 	gen  uint64
 	list []meta.Topic
 	byID map[[16]byte]meta.Topic
-	// ids maps a topic name to its ID; counts to its partition count.
-	ids    map[string][16]byte
-	counts map[string]int32
+	// groups is the same topics as KIP-848 consumer groups take them
+	// (sharing byID); one per snapshot, as the coordinator expects.
+	groups *groups.Topics
 }
 
 func newTopicSnapshot(gen uint64, list []meta.Topic) *topicSnapshot {
-	c := &topicSnapshot{gen: gen, list: list, byID: make(map[[16]byte]meta.Topic, len(list)),
-		ids: make(map[string][16]byte, len(list)), counts: make(map[string]int32, len(list))}
+	c := &topicSnapshot{gen: gen, list: list, byID: make(map[[16]byte]meta.Topic, len(list))}
+	ids, counts := make(map[string][16]byte, len(list)), make(map[string]int32, len(list))
 	for _, t := range list {
 		id := topicIDBytes(t.ID)
-		c.byID[id], c.ids[t.Name], c.counts[t.Name] = t, id, t.PartitionCount
+		c.byID[id], ids[t.Name], counts[t.Name] = t, id, t.PartitionCount
 	}
+	c.groups = &groups.Topics{ByID: c.byID, IDs: ids, Counts: counts}
 	return c
 }
 

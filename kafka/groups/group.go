@@ -1,4 +1,4 @@
-package kafka
+package groups
 
 // The classic group state machine (Kafka's ClassicGroup), for one group:
 //
@@ -66,9 +66,17 @@ func (s groupState) String() string {
 // member metadata lists their subscribed topics.
 const consumerProtocolType = "consumer"
 
+// Group types, as ListGroups (GroupType) and Snapshot report them.
+const (
+	// TypeClassic is the type of classic groups (JoinGroup, SyncGroup).
+	TypeClassic = "classic"
+	// TypeConsumer is the type of KIP-848 consumer groups.
+	TypeConsumer = "consumer"
+)
+
 // group is one classic group.
 type group struct {
-	c    *coordinator
+	c    *Coordinator
 	name string
 
 	// mu guards every field below and the group's members.
@@ -101,7 +109,7 @@ type group struct {
 	delayLeft   time.Duration
 	delayJoined bool
 	// cg is set while the group is a KIP-848 consumer group
-	// (group_consumer.go); it then has no classic members.
+	// (consumer.go); it then has no classic members.
 	cg *consumerGroup
 }
 
@@ -135,11 +143,13 @@ type syncWaiter struct {
 	reply func(*kmsg.SyncGroupResponse)
 }
 
-// clientInfo identifies the client behind a request (DescribeGroups
-// reports it).
-type clientInfo struct {
-	id   string
-	host string
+// Client identifies the client behind a request, as DescribeGroups and
+// ConsumerGroupDescribe report it.
+type Client struct {
+	// ID is the request header's client ID.
+	ID string
+	// Host is the client's address, in Kafka's form (a leading slash).
+	Host string
 }
 
 func (g *group) setStateLocked(s groupState) {
@@ -157,9 +167,9 @@ func joinError(req *kmsg.JoinGroupRequest, memberID string, code int16) *kmsg.Jo
 	return resp
 }
 
-// join serves JoinGroup. reply is called exactly once (see the lock notes
-// in group_coordinator.go), possibly only after a rebalance.
-func (c *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, cl clientInfo, reply func(*kmsg.JoinGroupResponse)) {
+// Join serves JoinGroup. reply is called exactly once (see the lock notes
+// in coordinator.go), possibly only after a rebalance.
+func (c *Coordinator) Join(ctx context.Context, req *kmsg.JoinGroupRequest, cl Client, reply func(*kmsg.JoinGroupResponse)) {
 	st := millis(req.SessionTimeoutMillis)
 	switch {
 	case req.Group == "":
@@ -178,7 +188,7 @@ func (c *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, cl c
 	}
 	g, err := c.lockGroup(ctx, req.Group, mode)
 	if err != nil {
-		reply(joinError(req, req.MemberID, coordinatorErrorCode(err)))
+		reply(joinError(req, req.MemberID, c.errorCode(err)))
 		return
 	}
 	if g == nil {
@@ -189,7 +199,7 @@ func (c *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, cl c
 	g.joinLocked(req, cl, reply)
 }
 
-func (g *group) joinLocked(req *kmsg.JoinGroupRequest, cl clientInfo, reply func(*kmsg.JoinGroupResponse)) {
+func (g *group) joinLocked(req *kmsg.JoinGroupRequest, cl Client, reply func(*kmsg.JoinGroupResponse)) {
 	if g.cg != nil {
 		// Classic members cannot join a consumer group with members;
 		// an empty one becomes classic again, as in Kafka.
@@ -236,7 +246,7 @@ func (g *group) joinLocked(req *kmsg.JoinGroupRequest, cl clientInfo, reply func
 }
 
 // joinNewLocked serves a JoinGroup without a member ID.
-func (g *group) joinNewLocked(w *joinWaiter, cl clientInfo) {
+func (g *group) joinNewLocked(w *joinWaiter, cl Client) {
 	req := w.req
 	if req.InstanceID != nil {
 		if old, ok := g.static[*req.InstanceID]; ok && g.members[old] != nil {
@@ -247,7 +257,7 @@ func (g *group) joinNewLocked(w *joinWaiter, cl clientInfo) {
 		g.addMemberLocked(g.newMember(newMemberID(*req.InstanceID), w, cl), w)
 		return
 	}
-	id := newMemberID(cl.id)
+	id := newMemberID(cl.ID)
 	if req.Version >= 4 {
 		// KIP-394: hand out the ID; the member joins with it.
 		t := &gtimer{}
@@ -264,16 +274,16 @@ func (g *group) joinNewLocked(w *joinWaiter, cl clientInfo) {
 	g.addMemberLocked(g.newMember(id, w, cl), w)
 }
 
-func (g *group) newMember(id string, w *joinWaiter, cl clientInfo) *member {
+func (g *group) newMember(id string, w *joinWaiter, cl Client) *member {
 	m := &member{id: id, instanceID: w.req.InstanceID}
 	g.updateMemberLocked(m, w, cl)
 	return m
 }
 
 // updateMemberLocked records a member's JoinGroup and parks its answer.
-func (g *group) updateMemberLocked(m *member, w *joinWaiter, cl clientInfo) {
+func (g *group) updateMemberLocked(m *member, w *joinWaiter, cl Client) {
 	req := w.req
-	m.clientID, m.clientHost = cl.id, cl.host
+	m.clientID, m.clientHost = cl.ID, cl.Host
 	m.sessionTimeout = millis(req.SessionTimeoutMillis)
 	m.rebalanceTimeout = millis(req.RebalanceTimeoutMillis)
 	if req.Version == 0 || req.RebalanceTimeoutMillis <= 0 {
@@ -313,7 +323,7 @@ func (g *group) addMemberLocked(m *member, w *joinWaiter) {
 // only asks that the chosen protocol stays; a changed subscription then
 // goes unassigned until some later rebalance, so we rebalance), and, for
 // the leader, when it can be told to skip the assignment (v9+).
-func (g *group) replaceStaticLocked(old *member, w *joinWaiter, cl clientInfo) {
+func (g *group) replaceStaticLocked(old *member, w *joinWaiter, cl Client) {
 	req := w.req
 	unchanged := sameProtocols(old.protocols, req.Protocols)
 	g.fenceLocked(old)

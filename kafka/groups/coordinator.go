@@ -1,8 +1,8 @@
-package kafka
+package groups
 
 // The group coordinator: classic consumer groups (JoinGroup, SyncGroup,
 // Heartbeat, LeaveGroup), KIP-848 consumer groups (ConsumerGroupHeartbeat;
-// group_consumer.go) and committed offsets for one broker, which
+// consumer.go) and committed offsets for one broker, which
 // coordinates every group.
 //
 // Group state lives in memory (group.go holds the state machine);
@@ -10,13 +10,14 @@ package kafka
 // group that has committed offsets survives a restart, in the Empty state.
 // Everything time-driven (session and rebalance timeouts,
 // group.initial.rebalance.delay.ms, the offset-expiry sweep) runs on timers
-// from Config.Clock, so tests drive it with a fake clock.
+// from the Clock given to New, so tests drive it with a fake clock.
 //
-// Locks: coordinator.mu (the group map) is taken before group.mu, never
+// Locks: Coordinator.mu (the group map) is taken before group.mu, never
 // the other way round. A group's timers run their callbacks with group.mu
 // held. JoinGroup and SyncGroup answers that must wait for a rebalance are
 // delivered through reply callbacks, called exactly once, with group.mu
-// held: they must not block (the handlers send into a one-slot channel).
+// held: they must not block (package kafka's handlers send into a
+// one-slot channel).
 
 import (
 	"context"
@@ -27,16 +28,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/meta"
 )
 
-// errCoordinatorClosed is returned once the coordinator stopped; clients
-// get COORDINATOR_NOT_AVAILABLE and retry elsewhere (or later).
-var errCoordinatorClosed = errors.New("kafka: group coordinator closed")
+// ErrClosed is returned once the coordinator stopped; clients get
+// COORDINATOR_NOT_AVAILABLE and retry elsewhere (or later). Its text
+// reaches clients (DeleteGroups' ErrorMessage), so it keeps the words it
+// had in package kafka.
+var ErrClosed = errors.New("kafka: group coordinator closed")
 
 // Clock is the group coordinator's time source: the current time and
-// one-shot timers. Config.Clock nil means the real clock.
+// one-shot timers. A nil Clock given to New means the real clock.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
@@ -58,14 +62,14 @@ func (realClock) Now() time.Time { return time.Now() }
 
 func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// Group coordinator defaults (Kafka's broker defaults).
+// Coordinator defaults (Kafka's broker defaults).
 const (
-	// DefaultGroupInitialRebalanceDelay is group.initial.rebalance.delay.ms.
-	DefaultGroupInitialRebalanceDelay = 3 * time.Second
-	// DefaultGroupMinSessionTimeout is group.min.session.timeout.ms.
-	DefaultGroupMinSessionTimeout = 6 * time.Second
-	// DefaultGroupMaxSessionTimeout is group.max.session.timeout.ms.
-	DefaultGroupMaxSessionTimeout = 30 * time.Minute
+	// DefaultInitialRebalanceDelay is group.initial.rebalance.delay.ms.
+	DefaultInitialRebalanceDelay = 3 * time.Second
+	// DefaultMinSessionTimeout is group.min.session.timeout.ms.
+	DefaultMinSessionTimeout = 6 * time.Second
+	// DefaultMaxSessionTimeout is group.max.session.timeout.ms.
+	DefaultMaxSessionTimeout = 30 * time.Minute
 	// DefaultOffsetsRetention is offsets.retention.minutes (7 days).
 	DefaultOffsetsRetention = 7 * 24 * time.Hour
 	// DefaultOffsetsRetentionCheckInterval is
@@ -81,9 +85,9 @@ const (
 	DefaultConsumerHeartbeatInterval = 5 * time.Second
 )
 
-// GroupConfig tunes the group coordinator. Zero fields take Kafka's
+// Config tunes the group coordinator. Zero fields take Kafka's
 // defaults (the Default* constants).
-type GroupConfig struct {
+type Config struct {
 	// InitialRebalanceDelay is group.initial.rebalance.delay.ms: the first
 	// rebalance of an empty group waits this long (extended while members
 	// keep arriving, up to the rebalance timeout). Negative: no delay.
@@ -111,18 +115,18 @@ type GroupConfig struct {
 }
 
 // withDefaults fills zero fields.
-func (c GroupConfig) withDefaults() GroupConfig {
+func (c Config) withDefaults() Config {
 	if c.InitialRebalanceDelay == 0 {
-		c.InitialRebalanceDelay = DefaultGroupInitialRebalanceDelay
+		c.InitialRebalanceDelay = DefaultInitialRebalanceDelay
 	}
 	if c.InitialRebalanceDelay < 0 {
 		c.InitialRebalanceDelay = 0
 	}
 	if c.MinSessionTimeout <= 0 {
-		c.MinSessionTimeout = DefaultGroupMinSessionTimeout
+		c.MinSessionTimeout = DefaultMinSessionTimeout
 	}
 	if c.MaxSessionTimeout <= 0 {
-		c.MaxSessionTimeout = DefaultGroupMaxSessionTimeout
+		c.MaxSessionTimeout = DefaultMaxSessionTimeout
 	}
 	if c.OffsetsRetention <= 0 {
 		c.OffsetsRetention = DefaultOffsetsRetention
@@ -142,14 +146,16 @@ func (c GroupConfig) withDefaults() GroupConfig {
 	return c
 }
 
-// coordinator owns every group of this broker.
-type coordinator struct {
-	cfg    GroupConfig
+// Coordinator owns every group of this broker.
+type Coordinator struct {
+	cfg    Config
 	clock  Clock
 	meta   meta.Store
 	logger *slog.Logger
-	ctx    context.Context // cancelled by close; used by timer-driven meta I/O
+	ctx    context.Context // cancelled by Close; used by timer-driven meta I/O
 	cancel context.CancelFunc
+	// metaCode maps a meta error to a Kafka error code (New's errorCode).
+	metaCode func(error) int16
 
 	// mu guards the fields below. Taken before any group.mu.
 	mu     sync.Mutex
@@ -157,16 +163,23 @@ type coordinator struct {
 	groups map[string]*group
 	sweep  Timer // the offset-expiry timer
 
-	// callbacks counts timer callbacks running; close waits for them.
+	// callbacks counts timer callbacks running; Close waits for them.
 	callbacks sync.WaitGroup
 }
 
-func newCoordinator(cfg GroupConfig, clock Clock, store meta.Store, logger *slog.Logger) *coordinator {
+// New starts a coordinator over store, whose committed offsets it owns,
+// with its timers on clock (nil: the real clock). errorCode maps the
+// errors of store to Kafka error codes (package kafka passes its one
+// mapping; nil maps every error to UNKNOWN_SERVER_ERROR). Close stops it.
+func New(cfg Config, clock Clock, store meta.Store, logger *slog.Logger, errorCode func(error) int16) *Coordinator {
 	if clock == nil {
 		clock = realClock{}
 	}
+	if errorCode == nil {
+		errorCode = func(error) int16 { return kerr.UnknownServerError.Code }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &coordinator{cfg: cfg.withDefaults(), clock: clock, meta: store,
+	c := &Coordinator{cfg: cfg.withDefaults(), clock: clock, meta: store, metaCode: errorCode,
 		logger: logger.With("component", "groups"), ctx: ctx, cancel: cancel,
 		groups: make(map[string]*group)}
 	c.mu.Lock()
@@ -175,9 +188,16 @@ func newCoordinator(cfg GroupConfig, clock Clock, store meta.Store, logger *slog
 	return c
 }
 
-// close stops every timer, answers every waiting JoinGroup or SyncGroup
+// Now is the coordinator clock's time (OffsetCommit stamps commits with
+// it).
+func (c *Coordinator) Now() time.Time { return c.clock.Now() }
+
+// Config returns the coordinator's configuration, defaults filled in.
+func (c *Coordinator) Config() Config { return c.cfg }
+
+// Close stops every timer, answers every waiting JoinGroup or SyncGroup
 // with COORDINATOR_NOT_AVAILABLE and waits for running timer callbacks.
-func (c *coordinator) close() {
+func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -203,7 +223,7 @@ func (c *coordinator) close() {
 }
 
 // enterCallback registers a running timer callback; false once closed.
-func (c *coordinator) enterCallback() bool {
+func (c *Coordinator) enterCallback() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -231,7 +251,7 @@ func (t *gtimer) stop() {
 }
 
 // armLocked (re)arms slot t of group g to run fn after d.
-func (c *coordinator) armLocked(g *group, t *gtimer, d time.Duration, fn func()) {
+func (c *Coordinator) armLocked(g *group, t *gtimer, d time.Duration, fn func()) {
 	t.stop()
 	seq := t.seq
 	t.t = c.clock.AfterFunc(d, func() {
@@ -260,12 +280,12 @@ const (
 
 // lockGroup returns the named group locked, or nil if it does not exist
 // (as mode allows). Dead groups are dropped from the map and not returned.
-func (c *coordinator) lockGroup(ctx context.Context, name string, mode groupLookup) (*group, error) {
+func (c *Coordinator) lockGroup(ctx context.Context, name string, mode groupLookup) (*group, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return nil, errCoordinatorClosed
+			return nil, ErrClosed
 		}
 		g := c.groups[name]
 		if g == nil && mode == lookupCreate {
@@ -301,7 +321,7 @@ func (c *coordinator) lockGroup(ctx context.Context, name string, mode groupLook
 }
 
 // forget removes a dead group from the map (if it is still there).
-func (c *coordinator) forget(g *group) {
+func (c *Coordinator) forget(g *group) {
 	c.mu.Lock()
 	if c.groups[g.name] == g {
 		delete(c.groups, g.name)
@@ -310,7 +330,7 @@ func (c *coordinator) forget(g *group) {
 }
 
 // newGroupLocked adds an Empty group, empty since since.
-func (c *coordinator) newGroupLocked(name string, since time.Time) *group {
+func (c *Coordinator) newGroupLocked(name string, since time.Time) *group {
 	g := &group{c: c, name: name, state: stateEmpty, stateSince: since,
 		members: make(map[string]*member), pending: make(map[string]*gtimer),
 		static: make(map[string]string)}
@@ -320,7 +340,7 @@ func (c *coordinator) newGroupLocked(name string, since time.Time) *group {
 
 // groupNames returns every group in memory or with offsets in meta,
 // sorted.
-func (c *coordinator) groupNames(ctx context.Context) ([]string, error) {
+func (c *Coordinator) groupNames(ctx context.Context) ([]string, error) {
 	stored, err := c.meta.ListGroups(ctx)
 	if err != nil {
 		return nil, err
@@ -348,7 +368,7 @@ func newMemberID(prefix string) string {
 }
 
 // armSweepLocked schedules the next offset-expiry sweep.
-func (c *coordinator) armSweepLocked() {
+func (c *Coordinator) armSweepLocked() {
 	c.sweep = c.clock.AfterFunc(c.cfg.OffsetsRetentionCheckInterval, func() {
 		if !c.enterCallback() {
 			return
@@ -367,7 +387,7 @@ func (c *coordinator) armSweepLocked() {
 // members (KIP-211): an offset expires OffsetsRetention after the later of
 // its commit and the moment its group became empty. A group left with no
 // offsets and no members is forgotten.
-func (c *coordinator) expireOffsets(ctx context.Context) {
+func (c *Coordinator) expireOffsets(ctx context.Context) {
 	names, err := c.groupNames(ctx)
 	if err != nil {
 		c.logger.Warn("offset expiry: list groups failed", "err", err)

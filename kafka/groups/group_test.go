@@ -1,4 +1,4 @@
-package kafka
+package groups
 
 import (
 	"context"
@@ -26,14 +26,14 @@ const (
 
 type groupHarness struct {
 	t     *testing.T
-	c     *coordinator
+	c     *Coordinator
 	clock *fakeClock
 	meta  *meta.SQLite
 }
 
-func newGroupHarness(t *testing.T, tweak func(*GroupConfig)) *groupHarness {
+func newGroupHarness(t *testing.T, tweak func(*Config)) *groupHarness {
 	t.Helper()
-	cfg := GroupConfig{InitialRebalanceDelay: -1, MinSessionTimeout: time.Second}
+	cfg := Config{InitialRebalanceDelay: -1, MinSessionTimeout: time.Second}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -42,9 +42,9 @@ func newGroupHarness(t *testing.T, tweak func(*GroupConfig)) *groupHarness {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	h := &groupHarness{t: t, c: newCoordinator(cfg, clock, db, slog.New(slog.DiscardHandler)), clock: clock, meta: db}
+	h := &groupHarness{t: t, c: New(cfg, clock, db, slog.New(slog.DiscardHandler), nil), clock: clock, meta: db}
 	t.Cleanup(func() {
-		h.c.close()
+		h.c.Close()
 		db.Close()
 	})
 	return h
@@ -83,7 +83,7 @@ type joinCall struct{ resp *kmsg.JoinGroupResponse }
 func (h *groupHarness) join(req *kmsg.JoinGroupRequest) *joinCall {
 	h.t.Helper()
 	call := &joinCall{}
-	h.c.join(context.Background(), req, clientInfo{id: "client", host: "/127.0.0.1"}, func(r *kmsg.JoinGroupResponse) {
+	h.c.Join(context.Background(), req, Client{ID: "client", Host: "/127.0.0.1"}, func(r *kmsg.JoinGroupResponse) {
 		if call.resp != nil {
 			h.t.Errorf("JoinGroup of %q answered twice", req.MemberID)
 		}
@@ -124,7 +124,7 @@ func syncReq(memberID string, generation int32, assign map[string]string) *kmsg.
 
 func (h *groupHarness) sync(req *kmsg.SyncGroupRequest) *syncCall {
 	call := &syncCall{}
-	h.c.sync(context.Background(), req, func(r *kmsg.SyncGroupResponse) {
+	h.c.Sync(context.Background(), req, func(r *kmsg.SyncGroupResponse) {
 		if call.resp != nil {
 			h.t.Errorf("SyncGroup of %q answered twice", req.MemberID)
 		}
@@ -147,7 +147,7 @@ func (c *syncCall) answered(t *testing.T, code int16) *kmsg.SyncGroupResponse {
 func (h *groupHarness) heartbeat(memberID string, generation int32, instance *string) int16 {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Version, req.Group, req.MemberID, req.Generation, req.InstanceID = 4, "g", memberID, generation, instance
-	return h.c.heartbeat(context.Background(), req)
+	return h.c.Heartbeat(context.Background(), req)
 }
 
 // newMemberID does the KIP-394 first join and returns the ID handed out.
@@ -245,7 +245,7 @@ func TestGroupJoinSyncHeartbeat(t *testing.T) {
 }
 
 func TestGroupJoinErrors(t *testing.T) {
-	h := newGroupHarness(t, func(c *GroupConfig) { c.MaxSessionTimeout = time.Minute })
+	h := newGroupHarness(t, func(c *Config) { c.MaxSessionTimeout = time.Minute })
 	id := h.newMemberID()
 	h.stableGroup(id)
 	for _, c := range []struct {
@@ -478,7 +478,7 @@ func TestGroupSyncErrors(t *testing.T) {
 
 func TestGroupInitialRebalanceDelay(t *testing.T) {
 	const delay = 3 * time.Second
-	h := newGroupHarness(t, func(c *GroupConfig) { c.InitialRebalanceDelay = delay })
+	h := newGroupHarness(t, func(c *Config) { c.InitialRebalanceDelay = delay })
 	a := h.newMemberID()
 	ja := h.join(joinReq(4, a))
 	h.clock.Advance(2 * time.Second)
@@ -496,7 +496,7 @@ func TestGroupInitialRebalanceDelay(t *testing.T) {
 		t.Fatalf("answers %+v %+v", ra, jb.resp)
 	}
 	t.Run("CappedByRebalanceTimeout", func(t *testing.T) {
-		h := newGroupHarness(t, func(c *GroupConfig) { c.InitialRebalanceDelay = time.Hour })
+		h := newGroupHarness(t, func(c *Config) { c.InitialRebalanceDelay = time.Hour })
 		j := h.join(joinReq(4, h.newMemberID()))
 		h.clock.Advance(testRebalance)
 		j.answered(t, 0)
@@ -542,7 +542,7 @@ func TestGroupLeave(t *testing.T) {
 		if version < 3 && len(members) > 0 {
 			req.MemberID = members[0].MemberID
 		}
-		return h.c.leave(context.Background(), req)
+		return h.c.Leave(context.Background(), req)
 	}
 	inst, wrong := "inst", "nope"
 	resp := leave(5,
@@ -607,7 +607,7 @@ func TestGroupStaticMembership(t *testing.T) {
 	h.join(staticJoinReq(5, old, "inst")).answered(t, kerr.FencedInstanceID.Code)
 	creq := commitReq(8, old, gen, 5)
 	creq.InstanceID = &inst
-	if code, _, err := h.c.commit(context.Background(), creq, []meta.CommittedOffset{testOffset(5)}); code != kerr.FencedInstanceID.Code || err != nil {
+	if code, _, err := h.c.Commit(context.Background(), creq, []meta.CommittedOffset{testOffset(5)}); code != kerr.FencedInstanceID.Code || err != nil {
 		t.Fatalf("fenced commit: %v %v", kerr.ErrorForCode(code), err)
 	}
 	if _, found, _ := h.meta.FetchOffset(context.Background(), "g", "t", 0); found {
@@ -657,7 +657,7 @@ func TestGroupCommitChecks(t *testing.T) {
 	ctx := context.Background()
 	commit := func(req *kmsg.OffsetCommitRequest) int16 {
 		t.Helper()
-		code, _, err := h.c.commit(ctx, req, []meta.CommittedOffset{testOffset(req.Topics[0].Partitions[0].Offset)})
+		code, _, err := h.c.Commit(ctx, req, []meta.CommittedOffset{testOffset(req.Topics[0].Partitions[0].Offset)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -713,7 +713,7 @@ func TestGroupCommitChecks(t *testing.T) {
 
 func TestGroupOffsetExpiry(t *testing.T) {
 	const retention, interval = time.Hour, time.Minute
-	h := newGroupHarness(t, func(c *GroupConfig) {
+	h := newGroupHarness(t, func(c *Config) {
 		c.OffsetsRetention, c.OffsetsRetentionCheckInterval = retention, interval
 		c.MaxSessionTimeout = 3 * retention
 	})
@@ -743,8 +743,8 @@ func TestGroupOffsetExpiry(t *testing.T) {
 	if _, found, _ := h.meta.FetchOffset(ctx, "busy", "t", 0); !found {
 		t.Fatal("offset of a group with members expired")
 	}
-	groups, err := h.c.list(ctx)
-	if err != nil || len(groups) != 1 || groups[0].name != "busy" {
+	groups, err := h.c.List(ctx)
+	if err != nil || len(groups) != 1 || groups[0].Name != "busy" {
 		t.Fatalf("groups after expiry %+v %v", groups, err)
 	}
 }
@@ -757,29 +757,29 @@ func TestGroupDescribeListDelete(t *testing.T) {
 	}
 	a := h.newMemberID()
 	h.stableGroup(a)
-	d := h.c.describe(ctx, "g", 6)
+	d := h.c.Describe(ctx, "g", 6)
 	if d.State != "Stable" || d.Protocol != "range" || len(d.Members) != 1 || string(d.Members[0].MemberAssignment) != "assignment-of-"+a ||
 		d.Members[0].ClientHost != "/127.0.0.1" || d.Members[0].ClientID != "client" {
 		t.Fatalf("describe %+v", d)
 	}
-	if d := h.c.describe(ctx, "stored", 6); d.State != "Empty" || d.ErrorCode != 0 {
+	if d := h.c.Describe(ctx, "stored", 6); d.State != "Empty" || d.ErrorCode != 0 {
 		t.Fatalf("describe stored %+v", d)
 	}
-	if d := h.c.describe(ctx, "nope", 6); d.State != "Dead" || d.ErrorCode != kerr.GroupIDNotFound.Code {
+	if d := h.c.Describe(ctx, "nope", 6); d.State != "Dead" || d.ErrorCode != kerr.GroupIDNotFound.Code {
 		t.Fatalf("describe unknown v6 %+v", d)
 	}
-	if d := h.c.describe(ctx, "nope", 5); d.State != "Dead" || d.ErrorCode != 0 {
+	if d := h.c.Describe(ctx, "nope", 5); d.State != "Dead" || d.ErrorCode != 0 {
 		t.Fatalf("describe unknown v5 %+v", d)
 	}
-	list, err := h.c.list(ctx)
-	if err != nil || len(list) != 2 || list[0].name != "g" || list[0].state != "Stable" || list[1].state != "Empty" {
+	list, err := h.c.List(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "g" || list[0].State != "Stable" || list[1].State != "Empty" {
 		t.Fatalf("list %+v %v", list, err)
 	}
 	for _, c := range []struct {
 		group string
 		want  int16
 	}{{"g", kerr.NonEmptyGroup.Code}, {"nope", kerr.GroupIDNotFound.Code}, {"stored", 0}, {"stored", kerr.GroupIDNotFound.Code}} {
-		if code, _ := h.c.deleteGroup(ctx, c.group); code != c.want {
+		if code, _ := h.c.DeleteGroup(ctx, c.group); code != c.want {
 			t.Fatalf("delete %s: %v, want %v", c.group, kerr.ErrorForCode(code), kerr.ErrorForCode(c.want))
 		}
 	}
@@ -793,7 +793,7 @@ func TestGroupCloseAnswersWaiters(t *testing.T) {
 	a := h.newMemberID()
 	h.stableGroup(a)
 	jb := h.join(joinReq(4, h.newMemberID()))
-	h.c.close()
+	h.c.Close()
 	jb.answered(t, kerr.CoordinatorNotAvailable.Code)
 	h.join(joinReq(4, a)).answered(t, kerr.CoordinatorNotAvailable.Code)
 	h.clock.Advance(time.Hour) // timers after close do nothing

@@ -1,4 +1,4 @@
-package kafka
+package groups
 
 // KIP-848 consumer groups: the state behind ConsumerGroupHeartbeat (68)
 // and ConsumerGroupDescribe (69), modelled on Kafka's ConsumerGroup,
@@ -27,7 +27,7 @@ package kafka
 //     on later heartbeats once released (state unreleased).
 //
 // A partition therefore never has two owners. A member that misses its
-// session timeout (Config.Groups.ConsumerSessionTimeout) is removed and its
+// session timeout (Config.ConsumerSessionTimeout) is removed and its
 // partitions are free at once. Static members (InstanceID) that leave with
 // epoch -2 keep their partitions until the session timeout, and a new
 // member with the same instance ID takes them over with the same epoch.
@@ -50,9 +50,6 @@ const (
 	leaveEpoch       = -1 // a member leaving
 	leaveStaticEpoch = -2 // a static member leaving for now
 )
-
-// consumerGroupType is ListGroups' GroupType of KIP-848 groups.
-const consumerGroupType = "consumer"
 
 // memberState is where a member is in converging to its target.
 type memberState int8
@@ -80,9 +77,9 @@ type consumerGroup struct {
 	// heartbeat brings the same one and no subscription changed, parts
 	// stands: resolving means matching every member's regex against
 	// every topic.
-	partsFrom *topicSnapshot
+	partsFrom *Topics
 	// ids and byID map topic names and IDs, as of the last request (a
-	// shared topicSnapshot's maps: never modified).
+	// shared Topics' maps: never modified).
 	ids  map[string][16]byte
 	byID map[[16]byte]meta.Topic
 }
@@ -115,8 +112,8 @@ func newConsumerGroup() *consumerGroup {
 
 // learnTopics records the broker's topics (names and IDs): a shared
 // snapshot, rebuilt only when topics change.
-func (cg *consumerGroup) learnTopics(topics *topicSnapshot) {
-	cg.ids, cg.byID = topics.ids, topics.byID
+func (cg *consumerGroup) learnTopics(topics *Topics) {
+	cg.ids, cg.byID = topics.IDs, topics.ByID
 }
 
 // stateName is Kafka's name of the group's state.

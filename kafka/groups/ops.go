@@ -1,6 +1,6 @@
-package kafka
+package groups
 
-// The group coordinator's requests other than JoinGroup: SyncGroup,
+// The coordinator's requests other than JoinGroup: SyncGroup,
 // Heartbeat, LeaveGroup, the admin views (DescribeGroups, ListGroups,
 // DeleteGroups) and the group checks of OffsetCommit and OffsetDelete.
 
@@ -16,16 +16,14 @@ import (
 	"github.com/streamhouse/streamhouse/meta"
 )
 
-// groupOperations is the authorized-operation bit set DescribeGroups
-// reports when asked (READ, DELETE, DESCRIBE): no ACLs, all allowed.
-const groupOperations = 1<<3 | 1<<6 | 1<<8
-
-// coordinatorErrorCode maps a coordinator error to a Kafka error code.
-func coordinatorErrorCode(err error) int16 {
-	if errors.Is(err, errCoordinatorClosed) {
+// errorCode maps a coordinator error to a Kafka error code: ErrClosed is
+// COORDINATOR_NOT_AVAILABLE, a meta error what package kafka's mapping
+// (New's errorCode) says.
+func (c *Coordinator) errorCode(err error) int16 {
+	if errors.Is(err, ErrClosed) {
 		return kerr.CoordinatorNotAvailable.Code
 	}
-	return errorCode(err)
+	return c.metaCode(err)
 }
 
 // syncError is a SyncGroup answer carrying only an error.
@@ -35,16 +33,16 @@ func syncError(req *kmsg.SyncGroupRequest, code int16) *kmsg.SyncGroupResponse {
 	return resp
 }
 
-// sync serves SyncGroup. reply is called exactly once, possibly only
+// Sync serves SyncGroup. reply is called exactly once, possibly only
 // when the leader's assignment arrives.
-func (c *coordinator) sync(ctx context.Context, req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupResponse)) {
+func (c *Coordinator) Sync(ctx context.Context, req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupResponse)) {
 	if req.Group == "" {
 		reply(syncError(req, kerr.InvalidGroupID.Code))
 		return
 	}
 	g, err := c.lockGroup(ctx, req.Group, lookupMemory)
 	if err != nil {
-		reply(syncError(req, coordinatorErrorCode(err)))
+		reply(syncError(req, c.errorCode(err)))
 		return
 	}
 	if g == nil {
@@ -129,14 +127,14 @@ func (g *group) syncResponseLocked(m *member, req *kmsg.SyncGroupRequest) *kmsg.
 	return resp
 }
 
-// heartbeat serves Heartbeat.
-func (c *coordinator) heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) int16 {
+// Heartbeat serves Heartbeat.
+func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) int16 {
 	if req.Group == "" {
 		return kerr.InvalidGroupID.Code
 	}
 	g, err := c.lockGroup(ctx, req.Group, lookupMemory)
 	if err != nil {
-		return coordinatorErrorCode(err)
+		return c.errorCode(err)
 	}
 	if g == nil {
 		return kerr.UnknownMemberID.Code
@@ -158,9 +156,9 @@ func (c *coordinator) heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 	return kerr.UnknownMemberID.Code
 }
 
-// leave serves LeaveGroup; v0-v2's single member is handled as a batch of
+// Leave serves LeaveGroup; v0-v2's single member is handled as a batch of
 // one.
-func (c *coordinator) leave(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
+func (c *Coordinator) Leave(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
 	members := req.Members
 	if req.Version < 3 {
@@ -172,7 +170,7 @@ func (c *coordinator) leave(ctx context.Context, req *kmsg.LeaveGroupRequest) *k
 	}
 	g, err := c.lockGroup(ctx, req.Group, lookupMemory)
 	if err != nil {
-		resp.ErrorCode = coordinatorErrorCode(err)
+		resp.ErrorCode = c.errorCode(err)
 		return resp
 	}
 	for _, rm := range members {
@@ -223,14 +221,14 @@ func (g *group) leaveLocked(rm kmsg.LeaveGroupRequestMember) int16 {
 	return 0
 }
 
-// describe serves one group of DescribeGroups. Members' metadata and
+// Describe serves one group of DescribeGroups. Members' metadata and
 // assignments are reported only when the group is Stable, as Kafka does.
-func (c *coordinator) describe(ctx context.Context, name string, version int16) kmsg.DescribeGroupsResponseGroup {
+func (c *Coordinator) Describe(ctx context.Context, name string, version int16) kmsg.DescribeGroupsResponseGroup {
 	sg := kmsg.NewDescribeGroupsResponseGroup()
 	sg.Group = name
 	g, err := c.lockGroup(ctx, name, lookupStored)
 	if err != nil {
-		sg.ErrorCode = coordinatorErrorCode(err)
+		sg.ErrorCode = c.errorCode(err)
 		return sg
 	}
 	if g != nil && g.cg != nil {
@@ -269,33 +267,34 @@ func (c *coordinator) describe(ctx context.Context, name string, version int16) 
 	return sg
 }
 
-// groupSummary is one ListGroups entry: state is Kafka's name of the
-// state, groupType "classic" or "consumer" (KIP-848).
-type groupSummary struct {
-	name, protocolType string
-	state, groupType   string
+// Summary is one ListGroups entry.
+type Summary struct {
+	Name, ProtocolType string
+	// State is Kafka's name of the state; Type is TypeClassic or
+	// TypeConsumer (KIP-848).
+	State, Type string
 }
 
-// list returns every group: those in memory with their state, and those
+// List returns every group: those in memory with their state, and those
 // known only from committed offsets in meta as Empty.
-func (c *coordinator) list(ctx context.Context) ([]groupSummary, error) {
+func (c *Coordinator) List(ctx context.Context) ([]Summary, error) {
 	names, err := c.groupNames(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]groupSummary, 0, len(names))
+	out := make([]Summary, 0, len(names))
 	for _, name := range names {
 		g, err := c.lockGroup(ctx, name, lookupMemory)
 		if err != nil {
 			return nil, err
 		}
 		if g == nil {
-			out = append(out, groupSummary{name: name, state: stateEmpty.String(), groupType: classicGroupType})
+			out = append(out, Summary{Name: name, State: stateEmpty.String(), Type: TypeClassic})
 			continue
 		}
-		s := groupSummary{name: name, protocolType: g.protocolType, state: g.state.String(), groupType: classicGroupType}
+		s := Summary{Name: name, ProtocolType: g.protocolType, State: g.state.String(), Type: TypeClassic}
 		if g.cg != nil {
-			s.state, s.groupType = g.cg.stateName(), consumerGroupType
+			s.State, s.Type = g.cg.stateName(), TypeConsumer
 		}
 		out = append(out, s)
 		g.mu.Unlock()
@@ -303,12 +302,12 @@ func (c *coordinator) list(ctx context.Context) ([]groupSummary, error) {
 	return out, nil
 }
 
-// deleteGroup serves one group of DeleteGroups: only a group without
+// DeleteGroup serves one group of DeleteGroups: only a group without
 // members can go; its committed offsets go with it.
-func (c *coordinator) deleteGroup(ctx context.Context, name string) (int16, error) {
+func (c *Coordinator) DeleteGroup(ctx context.Context, name string) (int16, error) {
 	g, err := c.lockGroup(ctx, name, lookupStored)
 	if err != nil {
-		return coordinatorErrorCode(err), err
+		return c.errorCode(err), err
 	}
 	if g == nil {
 		return kerr.GroupIDNotFound.Code, fmt.Errorf("group %q does not exist", name)
@@ -319,7 +318,7 @@ func (c *coordinator) deleteGroup(ctx context.Context, name string) (int16, erro
 	}
 	if err := c.meta.DeleteGroup(ctx, name); err != nil {
 		g.mu.Unlock()
-		return coordinatorErrorCode(err), err
+		return c.errorCode(err), err
 	}
 	g.shutdownLocked()
 	for id, t := range g.pending {
@@ -332,7 +331,7 @@ func (c *coordinator) deleteGroup(ctx context.Context, name string) (int16, erro
 	return 0, nil
 }
 
-// commit checks an OffsetCommit against the group (Kafka's
+// Commit checks an OffsetCommit against the group (Kafka's
 // validateOffsetCommit) and, if it passes, stores offsets. It returns the
 // group-level error code, or a storage error.
 //
@@ -343,14 +342,14 @@ func (c *coordinator) deleteGroup(ctx context.Context, name string) (int16, erro
 // KIP-848 consumer groups check member epochs instead
 // (checkConsumerCommitLocked); the partitions in stale are not written
 // and get STALE_MEMBER_EPOCH.
-func (c *coordinator) commit(ctx context.Context, req *kmsg.OffsetCommitRequest, offsets []meta.CommittedOffset) (code int16, stale map[meta.TopicPartition]bool, err error) {
+func (c *Coordinator) Commit(ctx context.Context, req *kmsg.OffsetCommitRequest, offsets []meta.CommittedOffset) (code int16, stale map[meta.TopicPartition]bool, err error) {
 	mode := lookupStored
 	if req.Generation < 0 {
 		mode = lookupCreate
 	}
 	g, err := c.lockGroup(ctx, req.Group, mode)
 	if err != nil {
-		return coordinatorErrorCode(err), nil, nil
+		return c.errorCode(err), nil, nil
 	}
 	if g == nil {
 		if req.Version >= 9 {
@@ -408,14 +407,14 @@ func (g *group) checkCommitLocked(req *kmsg.OffsetCommitRequest) (*member, int16
 	return m, 0
 }
 
-// deleteOffsets serves OffsetDelete for partitions that exist: a group
+// DeleteOffsets serves OffsetDelete for partitions that exist: a group
 // without members loses them all; a consumer group with members keeps
 // those of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC, reported
 // in refused); any other group with members refuses (NON_EMPTY_GROUP).
-func (c *coordinator) deleteOffsets(ctx context.Context, name string, parts []meta.TopicPartition) (code int16, refused map[meta.TopicPartition]bool, err error) {
+func (c *Coordinator) DeleteOffsets(ctx context.Context, name string, parts []meta.TopicPartition) (code int16, refused map[meta.TopicPartition]bool, err error) {
 	g, err := c.lockGroup(ctx, name, lookupStored)
 	if err != nil {
-		return coordinatorErrorCode(err), nil, nil
+		return c.errorCode(err), nil, nil
 	}
 	if g == nil {
 		return kerr.GroupIDNotFound.Code, nil, nil

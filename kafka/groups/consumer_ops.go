@@ -1,8 +1,8 @@
-package kafka
+package groups
 
 // The coordinator's KIP-848 requests: ConsumerGroupHeartbeat (join,
 // heartbeat, leave), ConsumerGroupDescribe, and the consumer-group checks
-// of OffsetCommit and OffsetFetch. See group_consumer.go for the model.
+// of OffsetCommit and OffsetFetch. See consumer.go for the model.
 
 import (
 	"context"
@@ -15,9 +15,42 @@ import (
 	"github.com/streamhouse/streamhouse/meta"
 )
 
-// consumerHeartbeat serves a ConsumerGroupHeartbeat that passed the
-// handler's field checks; topics is the broker's current topic list.
-func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics *topicSnapshot) *kmsg.ConsumerGroupHeartbeatResponse {
+// CheckHeartbeat is Kafka's request validation of ConsumerGroupHeartbeat:
+// the error code and message to answer with, or 0 for a request that
+// ConsumerHeartbeat may serve.
+func CheckHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (int16, string) {
+	bad := kerr.InvalidRequest.Code
+	switch {
+	case req.Group == "":
+		return bad, "GroupId can't be empty."
+	case req.MemberID == "":
+		return bad, "MemberId can't be empty."
+	case req.InstanceID != nil && *req.InstanceID == "":
+		return bad, "InstanceId can't be empty."
+	case req.RackID != nil && *req.RackID == "":
+		return bad, "RackId can't be empty."
+	case req.MemberEpoch < leaveStaticEpoch:
+		return bad, "MemberEpoch is invalid."
+	case req.MemberEpoch == 0 && req.RebalanceTimeoutMillis <= 0:
+		return bad, "RebalanceTimeoutMs must be provided in first request."
+	case req.MemberEpoch == 0 && req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil:
+		return bad, "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
+	case req.MemberEpoch == 0 && (req.Topics == nil || len(req.Topics) > 0):
+		return bad, "TopicPartitions must be empty when (re-)joining."
+	case req.ServerAssignor != nil && !knownAssignor(*req.ServerAssignor):
+		return kerr.UnsupportedAssignor.Code, "ServerAssignor " + *req.ServerAssignor + " is not supported."
+	}
+	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
+		if _, err := compileSubscription(*req.SubscribedTopicRegex); err != nil {
+			return kerr.InvalidRegularExpression.Code, err.Error()
+		}
+	}
+	return 0, ""
+}
+
+// ConsumerHeartbeat serves a ConsumerGroupHeartbeat that passed
+// CheckHeartbeat; topics is the broker's current topic list.
+func (c *Coordinator) ConsumerHeartbeat(ctx context.Context, req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, topics *Topics) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	mode := lookupStored
 	if req.MemberEpoch == 0 {
@@ -25,7 +58,7 @@ func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerG
 	}
 	g, err := c.lockGroup(ctx, req.Group, mode)
 	if err != nil {
-		return hbError(resp, coordinatorErrorCode(err), "")
+		return hbError(resp, c.errorCode(err), "")
 	}
 	if g == nil {
 		return hbError(resp, kerr.GroupIDNotFound.Code, fmt.Sprintf("group %q does not exist", req.Group))
@@ -51,7 +84,7 @@ func (c *coordinator) consumerHeartbeat(ctx context.Context, req *kmsg.ConsumerG
 }
 
 // consumerHeartbeatLocked serves a join (epoch 0) or a heartbeat.
-func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo, topics *topicSnapshot, resp *kmsg.ConsumerGroupHeartbeatResponse) *kmsg.ConsumerGroupHeartbeatResponse {
+func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest, cl Client, topics *Topics, resp *kmsg.ConsumerGroupHeartbeatResponse) *kmsg.ConsumerGroupHeartbeatResponse {
 	cg := g.cg
 	owned := cg.owned(req.Topics)
 	m, joined, code := g.consumerMemberLocked(req, owned)
@@ -66,7 +99,7 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 	changed := m.update(req, cl) || joined
 	refreshed := false
 	if topics != cg.partsFrom || changed {
-		refreshed, cg.partsFrom = cg.refreshParts(topics.counts), topics
+		refreshed, cg.partsFrom = cg.refreshParts(topics.Counts), topics
 	}
 	if refreshed || changed {
 		cg.bump()
@@ -163,8 +196,8 @@ func (g *group) replaceStaticMemberLocked(old *cmember, id string) *cmember {
 
 // update applies a heartbeat's member fields (absent ones keep their
 // value) and reports whether the subscription or assignor changed.
-func (m *cmember) update(req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo) bool {
-	m.clientID, m.clientHost = cl.id, cl.host
+func (m *cmember) update(req *kmsg.ConsumerGroupHeartbeatRequest, cl Client) bool {
+	m.clientID, m.clientHost = cl.ID, cl.Host
 	if req.RackID != nil {
 		m.rackID = kmsg.StringPtr(*req.RackID)
 	}
@@ -183,7 +216,7 @@ func (m *cmember) update(req *kmsg.ConsumerGroupHeartbeatRequest, cl clientInfo)
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.regex {
 		m.regex, m.re, changed = *req.SubscribedTopicRegex, nil, true
 		if m.regex != "" {
-			m.re, _ = compileSubscription(m.regex) // checked by the handler
+			m.re, _ = compileSubscription(m.regex) // checked by CheckHeartbeat
 		}
 	}
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
@@ -346,13 +379,13 @@ func (g *group) shutdownConsumerLocked() {
 	}
 }
 
-// consumerDescribe serves one group of ConsumerGroupDescribe.
-func (c *coordinator) consumerDescribe(ctx context.Context, name string, version int16, topics *topicSnapshot) kmsg.ConsumerGroupDescribeResponseGroup {
+// ConsumerDescribe serves one group of ConsumerGroupDescribe.
+func (c *Coordinator) ConsumerDescribe(ctx context.Context, name string, version int16, topics *Topics) kmsg.ConsumerGroupDescribeResponseGroup {
 	sg := kmsg.NewConsumerGroupDescribeResponseGroup()
 	sg.Group = name
 	g, err := c.lockGroup(ctx, name, lookupMemory)
 	if err != nil {
-		sg.ErrorCode = coordinatorErrorCode(err)
+		sg.ErrorCode = c.errorCode(err)
 		return sg
 	}
 	if g == nil {
@@ -404,11 +437,11 @@ func (g *group) checkConsumerCommitLocked(req *kmsg.OffsetCommitRequest, offsets
 	return 0, stale
 }
 
-// checkOffsetFetch is OffsetFetch's member check (v9+): a fetch naming a
+// CheckOffsetFetch is OffsetFetch's member check (v9+): a fetch naming a
 // member of a consumer group must carry its current epoch
 // (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). Fetches without member ID and
 // fetches from other groups are not checked.
-func (c *coordinator) checkOffsetFetch(ctx context.Context, name string, memberID *string, epoch int32) int16 {
+func (c *Coordinator) CheckOffsetFetch(ctx context.Context, name string, memberID *string, epoch int32) int16 {
 	if memberID == nil {
 		return 0
 	}

@@ -1,10 +1,19 @@
-package kafka
+package groups
 
 import "sort"
 
-// groupSnapshot is one group as the group metrics (group_metrics.go) see
-// it at scrape time.
-type groupSnapshot struct {
+// ClassicStates are Kafka's names of the states a live classic group can
+// be in, Empty first; a group known only from its committed offsets in
+// meta is Empty.
+func ClassicStates() []string {
+	return []string{stateEmpty.String(), statePreparingRebalance.String(),
+		stateCompletingRebalance.String(), stateStable.String()}
+}
+
+// Snapshot is one group as the group metrics (package kafka's
+// group_metrics.go) see it at scrape time.
+type Snapshot struct {
+	// Group is the group's name.
 	Group string
 	// Type is the group type ListGroups reports: "classic" or "consumer"
 	// (KIP-848).
@@ -17,26 +26,26 @@ type groupSnapshot struct {
 	Rebalances uint64
 }
 
-// snapshot returns every group in memory that is not dead, sorted by
+// Snapshot returns every group in memory that is not dead, sorted by
 // name. It takes each group's lock briefly and does no I/O. Groups with
 // committed offsets in meta but not in memory are not included.
-func (c *coordinator) snapshot() []groupSnapshot {
+func (c *Coordinator) Snapshot() []Snapshot {
 	c.mu.Lock()
 	groups := make([]*group, 0, len(c.groups))
 	for _, g := range c.groups {
 		groups = append(groups, g)
 	}
 	c.mu.Unlock()
-	out := make([]groupSnapshot, 0, len(groups))
+	out := make([]Snapshot, 0, len(groups))
 	for _, g := range groups {
 		g.mu.Lock()
 		switch {
 		case g.state != stateDead && g.cg != nil:
 			// KIP-848: the group epoch counts its epoch moves.
-			out = append(out, groupSnapshot{Group: g.name, Type: consumerGroupType, State: g.cg.stateName(),
+			out = append(out, Snapshot{Group: g.name, Type: TypeConsumer, State: g.cg.stateName(),
 				Members: len(g.cg.members), Rebalances: uint64(max(g.cg.epoch, 0))})
 		case g.state != stateDead:
-			out = append(out, groupSnapshot{Group: g.name, Type: classicGroupType, State: g.state.String(),
+			out = append(out, Snapshot{Group: g.name, Type: TypeClassic, State: g.state.String(),
 				Members: len(g.members), Rebalances: uint64(max(g.generation, 0))})
 		}
 		g.mu.Unlock()

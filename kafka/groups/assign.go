@@ -1,4 +1,4 @@
-package kafka
+package groups
 
 // Server-side assignors of KIP-848 consumer groups. A consumer group's
 // target assignment is computed by the broker whenever the group epoch

@@ -1,10 +1,12 @@
-package kafka
+package groups
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 type cgHarness struct {
 	*groupHarness
 	topics []meta.Topic
-	snap   *topicSnapshot // reused until the topics change, as the server does
+	snap   *Topics // reused until the topics change, as the server does
 }
 
 func newCGHarness(t *testing.T, topics map[string]int32) *cgHarness {
@@ -47,17 +49,32 @@ func (h *cgHarness) setTopic(name string, parts int32) {
 
 // snapshot is the harness's topics as the server hands them to the
 // coordinator.
-func (h *cgHarness) snapshot() *topicSnapshot {
+func (h *cgHarness) snapshot() *Topics {
 	if h.snap == nil {
-		h.snap = newTopicSnapshot(0, slices.Clone(h.topics))
+		s := &Topics{ByID: make(map[[16]byte]meta.Topic), IDs: make(map[string][16]byte), Counts: make(map[string]int32)}
+		for _, t := range h.topics {
+			id := topicID(t)
+			s.ByID[id], s.IDs[t.Name], s.Counts[t.Name] = t, id, t.PartitionCount
+		}
+		h.snap = s
 	}
 	return h.snap
+}
+
+// topicID is the 16 bytes of a harness topic's UUID text, as package
+// kafka converts meta.Topic.ID.
+func topicID(t meta.Topic) [16]byte {
+	var id [16]byte
+	if _, err := hex.Decode(id[:], []byte(strings.ReplaceAll(t.ID, "-", ""))); err != nil {
+		panic(err)
+	}
+	return id
 }
 
 func (h *cgHarness) idOf(name string) [16]byte {
 	for _, t := range h.topics {
 		if t.Name == name {
-			return topicIDBytes(t.ID)
+			return topicID(t)
 		}
 	}
 	h.t.Fatalf("no topic %q", name)
@@ -66,7 +83,7 @@ func (h *cgHarness) idOf(name string) [16]byte {
 
 func (h *cgHarness) nameOf(id [16]byte) string {
 	for _, t := range h.topics {
-		if topicIDBytes(t.ID) == id {
+		if topicID(t) == id {
 			return t.Name
 		}
 	}
@@ -126,10 +143,10 @@ func (c *cgClient) send(full bool) *kmsg.ConsumerGroupHeartbeatResponse {
 			last.Partitions = append(last.Partitions, p.part)
 		}
 	}
-	if code, msg := checkConsumerHeartbeat(req); code != 0 {
+	if code, msg := CheckHeartbeat(req); code != 0 {
 		c.h.t.Fatalf("invalid test request: %s", msg)
 	}
-	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id, host: "/127.0.0.1"}, c.h.snapshot())
+	resp := c.h.c.ConsumerHeartbeat(context.Background(), req, Client{ID: c.id, Host: "/127.0.0.1"}, c.h.snapshot())
 	if resp.ErrorCode != 0 {
 		return resp
 	}
@@ -166,7 +183,7 @@ func (c *cgClient) wantErr(code int16) {
 func (c *cgClient) leave(epoch int32) *kmsg.ConsumerGroupHeartbeatResponse {
 	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 	req.Version, req.Group, req.MemberID, req.MemberEpoch = 1, "g", c.id, epoch
-	resp := c.h.c.consumerHeartbeat(context.Background(), req, clientInfo{id: c.id}, c.h.snapshot())
+	resp := c.h.c.ConsumerHeartbeat(context.Background(), req, Client{ID: c.id}, c.h.snapshot())
 	if resp.ErrorCode == 0 {
 		c.owned, c.epoch = make(partSet), 0
 	}
@@ -227,7 +244,7 @@ func (h *cgHarness) prevEpoch(id string) int32 {
 }
 
 func (h *cgHarness) describe() kmsg.ConsumerGroupDescribeResponseGroup {
-	return h.c.consumerDescribe(context.Background(), "g", 1, h.snapshot())
+	return h.c.ConsumerDescribe(context.Background(), "g", 1, h.snapshot())
 }
 
 func (h *cgHarness) wantState(state string) {
@@ -464,8 +481,8 @@ func TestConsumerGroupLeave(t *testing.T) {
 	}
 	a.leave(leaveEpoch)
 	h.wantState("Empty")
-	list, err := h.c.list(context.Background())
-	if err != nil || len(list) != 1 || list[0].groupType != consumerGroupType || list[0].state != "Empty" {
+	list, err := h.c.List(context.Background())
+	if err != nil || len(list) != 1 || list[0].Type != TypeConsumer || list[0].State != "Empty" {
 		t.Fatalf("list %+v %v", list, err)
 	}
 	// An empty consumer group can be deleted, or taken over by a
@@ -481,10 +498,10 @@ func TestConsumerGroupProtocolConflicts(t *testing.T) {
 	a := h.client("a", "t")
 	a.hb()
 	h.join(joinReq(9, "")).answered(t, kerr.InconsistentGroupProtocol.Code)
-	if d := h.c.describe(context.Background(), "g", 6); d.ErrorCode != kerr.GroupIDNotFound.Code || d.State != "Dead" {
+	if d := h.c.Describe(context.Background(), "g", 6); d.ErrorCode != kerr.GroupIDNotFound.Code || d.State != "Dead" {
 		t.Fatalf("classic describe of a consumer group: %+v", d)
 	}
-	if code, _ := h.c.deleteGroup(context.Background(), "g"); code != kerr.NonEmptyGroup.Code {
+	if code, _ := h.c.DeleteGroup(context.Background(), "g"); code != kerr.NonEmptyGroup.Code {
 		t.Fatalf("delete: %v", kerr.ErrorForCode(code))
 	}
 	// A classic group with members refuses consumer members.
@@ -502,7 +519,7 @@ func TestConsumerGroupCommitChecks(t *testing.T) {
 	ctx := context.Background()
 	commit := func(version int16, member string, epoch int32) (int16, bool) {
 		t.Helper()
-		code, stale, err := h.c.commit(ctx, commitReq(version, member, epoch, 5), []meta.CommittedOffset{testOffset(5)})
+		code, stale, err := h.c.Commit(ctx, commitReq(version, member, epoch, 5), []meta.CommittedOffset{testOffset(5)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -531,10 +548,10 @@ func TestConsumerGroupCommitChecks(t *testing.T) {
 			}
 		})
 	}
-	if code := h.c.checkOffsetFetch(ctx, "g", &owner.id, owner.epoch-1); code != kerr.StaleMemberEpoch.Code {
+	if code := h.c.CheckOffsetFetch(ctx, "g", &owner.id, owner.epoch-1); code != kerr.StaleMemberEpoch.Code {
 		t.Fatalf("offset fetch at an old epoch: %v", kerr.ErrorForCode(code))
 	}
-	if code := h.c.checkOffsetFetch(ctx, "g", &owner.id, owner.epoch); code != 0 {
+	if code := h.c.CheckOffsetFetch(ctx, "g", &owner.id, owner.epoch); code != 0 {
 		t.Fatalf("offset fetch: %v", kerr.ErrorForCode(code))
 	}
 }
@@ -567,7 +584,7 @@ func TestConsumerGroupHeartbeatValidation(t *testing.T) {
 			req.Version, req.Group, req.MemberID, req.RebalanceTimeoutMillis = 1, "g", "m", 1000
 			req.SubscribedTopicNames, req.Topics = []string{"t"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 			c.mod(req)
-			if code, _ := checkConsumerHeartbeat(req); code != c.want {
+			if code, _ := CheckHeartbeat(req); code != c.want {
 				t.Fatalf("got %v, want %v", kerr.ErrorForCode(code), kerr.ErrorForCode(c.want))
 			}
 		})
@@ -617,8 +634,8 @@ func TestConsumerGroupAssignorsBalance(t *testing.T) {
 
 func TestConsumerGroupSnapshot(t *testing.T) {
 	h, _, _ := settledPair(t, 2)
-	snap := h.c.snapshot()
-	if len(snap) != 1 || snap[0].Type != consumerGroupType || snap[0].State != "Stable" || snap[0].Members != 2 || snap[0].Rebalances != 2 {
+	snap := h.c.Snapshot()
+	if len(snap) != 1 || snap[0].Type != TypeConsumer || snap[0].State != "Stable" || snap[0].Members != 2 || snap[0].Rebalances != 2 {
 		t.Fatalf("snapshot %+v", snap)
 	}
 }
