@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +26,8 @@ import (
 type Config struct {
 	// DataDir is the root of everything the broker keeps on local disk.
 	DataDir string
-	// MetadataPath is the SQLite metadata database.
+	// MetadataPath is the SQLite metadata database file, or a
+	// postgres:// (postgresql://) URL for the PostgreSQL backend.
 	MetadataPath string
 	// SegmentsDir is the log's local directory: active segments, and sealed
 	// ones not yet uploaded. It is locked while the broker runs. The seed
@@ -168,9 +170,16 @@ func settings() []setting {
 		{flag: "data-dir", env: "STREAMHOUSE_DATA_DIR", usage: "root of the broker's local data",
 			defText: "./data", def: constant("./data"),
 			set: func(c *Config, v string) (err error) { c.DataDir, err = parsePath(v); return }},
-		{flag: "metadata", env: "STREAMHOUSE_METADATA", usage: "SQLite metadata database file",
+		{flag: "metadata", env: "STREAMHOUSE_METADATA", usage: "metadata store: a SQLite database file, or postgres://USER:PASS@HOST:PORT/DB for PostgreSQL",
 			defText: "<data-dir>/metadata.db", def: func(c *Config) string { return filepath.Join(c.DataDir, "metadata.db") },
-			set: func(c *Config, v string) (err error) { c.MetadataPath, err = parsePath(v); return }},
+			set: func(c *Config, v string) (err error) {
+				if isPostgresURL(v) {
+					c.MetadataPath, err = v, checkPostgresURL(v)
+					return
+				}
+				c.MetadataPath, err = parsePath(v)
+				return
+			}},
 		{flag: "cache", env: "STREAMHOUSE_CACHE", usage: "local segment directory: active segments and sealed ones awaiting upload (locked while running)",
 			defText: "<data-dir>/segments", def: func(c *Config) string { return filepath.Join(c.DataDir, "segments") },
 			set: func(c *Config, v string) (err error) { c.SegmentsDir, err = parsePath(v); return }},
@@ -645,4 +654,35 @@ func parseCount(v string) (int, error) {
 		return 0, errors.New("want a whole number, 0 or more")
 	}
 	return n, nil
+}
+
+// isPostgresURL reports whether a --metadata value names a PostgreSQL
+// database rather than a SQLite file.
+func isPostgresURL(v string) bool {
+	return strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
+}
+
+// checkPostgresURL checks that v parses as a URL with a host.
+func checkPostgresURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Host == "" {
+		return errors.New("a PostgreSQL URL needs a host: postgres://USER:PASS@HOST:PORT/DB")
+	}
+	return nil
+}
+
+// redactedMetadata is the --metadata value fit for a log line: a URL's
+// password replaced by "xxxxx".
+func redactedMetadata(v string) string {
+	if !isPostgresURL(v) {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

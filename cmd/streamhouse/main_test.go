@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/streamhouse/streamhouse/meta/pgtest"
 )
 
 // buildDir holds the broker binary built for the process tests; TestMain
@@ -24,7 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	buildDir = dir
-	code := m.Run()
+	code := pgtest.Main(m).Run()
 	os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

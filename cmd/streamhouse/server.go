@@ -63,7 +63,7 @@ type broker struct {
 	http         *httpServer
 	objects      objstore.Store
 	closeObjects func() error
-	meta         *meta.SQLite
+	meta         meta.Store
 	logs         *log.Manager
 	// started holds the fronts that started, in start order.
 	started []front
@@ -123,19 +123,20 @@ func (b *broker) start(ctx context.Context) error {
 	b.logger.Info("listening", "server", "http", "addr", h.addr.String(),
 		"paths", "/metrics /healthz /readyz")
 
-	b.logger.Info("storing", "data_dir", cfg.DataDir, "metadata", cfg.MetadataPath,
+	b.logger.Info("storing", "data_dir", cfg.DataDir, "metadata", redactedMetadata(cfg.MetadataPath),
 		"segments", cfg.SegmentsDir, b.objectsAttr(), "cache_bytes", cfg.CacheBytes)
 	if err := log.MkdirAll(cfg.DataDir); err != nil {
 		return fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	if err := log.MkdirAll(filepath.Dir(cfg.MetadataPath)); err != nil {
-		return fmt.Errorf("create metadata directory: %w", err)
+	if !isPostgresURL(cfg.MetadataPath) {
+		if err := log.MkdirAll(filepath.Dir(cfg.MetadataPath)); err != nil {
+			return fmt.Errorf("create metadata directory: %w", err)
+		}
 	}
 	if err := b.openObjects(ctx); err != nil {
 		return err
 	}
-	b.meta, err = meta.OpenSQLite(ctx, cfg.MetadataPath, meta.WithLogger(b.logger.With("component", "meta")))
-	if err != nil {
+	if err := b.openMeta(ctx); err != nil {
 		return err
 	}
 	b.logs, err = log.Open(ctx, log.Config{
@@ -293,4 +294,26 @@ func (b *broker) close() error {
 		errs = append(errs, b.closeObjects())
 	}
 	return errors.Join(errs...)
+}
+
+// openMeta opens the metadata store --metadata names: PostgreSQL for a
+// postgres:// URL, else a SQLite file.
+func (b *broker) openMeta(ctx context.Context) error {
+	opt := meta.WithLogger(b.logger.With("component", "meta"))
+	var err error
+	if isPostgresURL(b.cfg.MetadataPath) {
+		var pg *meta.Postgres
+		if pg, err = meta.OpenPostgres(ctx, b.cfg.MetadataPath, opt); err == nil {
+			b.meta = pg
+		}
+	} else {
+		var db *meta.SQLite
+		if db, err = meta.OpenSQLite(ctx, b.cfg.MetadataPath, opt); err == nil {
+			b.meta = db
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("open metadata %s: %w", redactedMetadata(b.cfg.MetadataPath), err)
+	}
+	return nil
 }
