@@ -128,8 +128,11 @@ func (p *Partition) planCompaction(now time.Time) *compactPlan {
 		if !seg.remote {
 			break
 		}
-		if seg.maxTs > now.Add(-s.minCompactionLag).UnixMilli() {
-			break // too young: min.compaction.lag.ms
+		if s.minCompactionLag > 0 && seg.maxTs > now.Add(-s.minCompactionLag).UnixMilli() {
+			// Too young for min.compaction.lag.ms. Only with a lag set,
+			// as in Kafka: a record stamped ahead of the broker's clock
+			// must not stop compaction.
+			break
 		}
 		if seg.compacted && pl.dirtyFrom < 0 {
 			clean += seg.size

@@ -326,7 +326,15 @@ func (c *compaction) cleanBatch(b []byte, h BatchHeader) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	first, attrs := h.FirstTimestamp, h.Attributes
+	first, attrs, maxTs := h.FirstTimestamp, h.Attributes, h.MaxTimestamp
+	if !h.LogAppendTime() {
+		// The largest time of the records that stay, so that a lookup of
+		// the partition's largest timestamp finds a record that has it.
+		maxTs = noTimestamp
+		for _, k := range c.kept {
+			maxTs = max(maxTs, h.FirstTimestamp+k.tsDelta)
+		}
+	}
 	if needHorizon {
 		first = c.now.Add(c.plan.settings.deleteRetention).UnixMilli()
 		attrs |= attrDeleteHorizon
@@ -359,7 +367,7 @@ func (c *compaction) cleanBatch(b []byte, h BatchHeader) ([]byte, error) {
 	nb := append(c.out[:0], b[:batchHeaderLen]...)
 	nb = append(nb, region...)
 	c.out = nb
-	return finishBatch(nb, attrs, first, int32(len(c.kept))), nil
+	return finishBatch(nb, attrs, first, maxTs, int32(len(c.kept))), nil
 }
 
 // keptRecord is a record cleanBatch keeps: its body and timestamp delta.
@@ -370,20 +378,22 @@ type keptRecord struct {
 }
 
 // emptyBatch is b's header alone: no records, no codec, the same offsets
-// and producer fields (what Kafka keeps of a producer's last batch).
+// and producer fields (what Kafka keeps of a producer's last batch), and
+// a MaxTimestamp of -1: no record of it may be found by time.
 func (c *compaction) emptyBatch(b []byte, h BatchHeader) []byte {
 	nb := append(c.out[:0], b[:batchHeaderLen]...)
 	c.out = nb
-	return finishBatch(nb, h.Attributes&^attrCodecMask, h.FirstTimestamp, 0)
+	return finishBatch(nb, h.Attributes&^attrCodecMask, h.FirstTimestamp, noTimestamp, 0)
 }
 
-// finishBatch sets a rebuilt batch's length, attributes, first timestamp
-// and record count, and its CRC.
-func finishBatch(nb []byte, attrs int16, first int64, count int32) []byte {
+// finishBatch sets a rebuilt batch's length, attributes, first and max
+// timestamps and record count, and its CRC.
+func finishBatch(nb []byte, attrs int16, first, maxTs int64, count int32) []byte {
 	be := binary.BigEndian
 	be.PutUint32(nb[offLength:], uint32(len(nb)-batchLengthOverhead))
 	be.PutUint16(nb[offAttributes:], uint16(attrs))
 	be.PutUint64(nb[offFirstTimestamp:], uint64(first))
+	be.PutUint64(nb[offMaxTimestamp:], uint64(maxTs))
 	be.PutUint32(nb[offRecordCount:], uint32(count))
 	be.PutUint32(nb[offCRC:], crc32.Checksum(nb[offAttributes:], castagnoli))
 	return nb

@@ -125,8 +125,9 @@
 //     end before LastOffset and leave gaps between them;
 //   - a batch keeps its base offset, lastOffsetDelta and producer fields,
 //     and may hold fewer records than its offset range (offset deltas
-//     increasing, with gaps), or none: an empty batch (61 bytes, codec
-//     none) keeps a producer's last sequence;
+//     increasing, with gaps; maxTimestamp then that of the records left,
+//     under CreateTime), or none: an empty batch (61 bytes, codec none,
+//     maxTimestamp -1) keeps a producer's last sequence;
 //   - a batch with attribute bit 6 set (KIP-534) carries a delete horizon
 //     in firstTimestamp: its tombstones go once that time has passed. Its
 //     record timestamp deltas are relative to it, so record times are
