@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/streamhouse/streamhouse/internal/version"
 	pb "github.com/streamhouse/streamhouse/proto"
 )
 
@@ -40,19 +41,20 @@ Usage:
 Commands:
   topic create NAME [-p N] [-r MS] [-c KEY=VALUE ...]   create a topic
   topic list                                            list topics
-  topic get NAME                                        describe a topic
+  topic get NAME                                        describe a topic and its partitions' offsets
   topic delete NAME                                     delete a topic and its data
   produce TOPIC [-p N] -v VALUE [-k KEY] [-H K=V ...]   produce one record
   produce TOPIC [-p N] --stdin                          produce one record per input line
-  consume TOPIC [-p N] [-o OFFSET] [-l LIMIT] [-f]      consume records
-  offset commit -g GROUP -t TOPIC [-p N] -o OFFSET      commit a group's offset
+  consume TOPIC [-p N] [--offset N] [-l LIMIT] [-f]     consume records
+  offset commit -g GROUP -t TOPIC [-p N] --offset N     commit a group's offset
   offset get -g GROUP -t TOPIC [-p N]                   show a group's committed offset
+  completion bash|zsh                                   print a shell completion script
 
 Global flags (also accepted after the command):
   -s, --server ADDR   server address (default $STREAMHOUSE_ADDR, else localhost:50051)
   -o, --output FMT    text (default) or json: one JSON object per line
-                      (after "consume" and "offset commit", -o is the offset: use --output)
   --timeout D         deadline of each call (default 30s)
+  --version           print streamctl's version and exit
 
 Run "streamctl COMMAND --help" for a command's flags.
 Exit status: 0 success, 1 server error (its message on stderr), 2 usage error.
@@ -60,12 +62,15 @@ Exit status: 0 success, 1 server error (its message on stderr), 2 usage error.
 
 // app is one invocation: its settings, streams and (lazily) its client.
 type app struct {
-	server  string
-	output  string
-	timeout time.Duration
-	stdin   io.Reader
-	out     io.Writer
-	errOut  io.Writer
+	server string
+	// serverFrom says where server came from, for error hints: "the
+	// default", "from $STREAMHOUSE_ADDR" or "from -s".
+	serverFrom string
+	output     string
+	timeout    time.Duration
+	stdin      io.Reader
+	out        io.Writer
+	errOut     io.Writer
 
 	conn   *grpc.ClientConn
 	client pb.StreamHouseClient
@@ -86,10 +91,10 @@ func usagef(cmd, format string, args ...any) error {
 
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{server: getenv(envAddr), output: "text", timeout: 30 * time.Second,
+	a := &app{server: getenv(envAddr), serverFrom: "from $" + envAddr, output: "text", timeout: 30 * time.Second,
 		stdin: stdin, out: stdout, errOut: stderr}
 	if a.server == "" {
-		a.server = defaultAddr
+		a.server, a.serverFrom = defaultAddr, "the default"
 	}
 	err := a.dispatch(ctx, args)
 	if a.conn != nil {
@@ -114,11 +119,11 @@ func (a *app) exit(err error) int {
 		return exitUsage
 	}
 	if st, ok := status.FromError(err); ok {
-		switch st.Code() {
-		case codes.Unavailable:
-			fmt.Fprintf(a.errOut, "Error: cannot reach StreamHouse at %s: %s\n", a.server, st.Message())
-		case codes.DeadlineExceeded:
+		switch {
+		case st.Code() == codes.Unavailable && a.unreachable(st.Message()):
+		case st.Code() == codes.DeadlineExceeded:
 			fmt.Fprintf(a.errOut, "Error: no answer from %s within %s\n", a.server, a.timeout)
+			fmt.Fprintf(a.errOut, "Hint: a longer --timeout helps a slow server.\n      %s\n", a.addressHint())
 		default:
 			fmt.Fprintf(a.errOut, "Error: %s (%s)\n", st.Message(), codeName(st.Code()))
 		}
@@ -142,9 +147,14 @@ func codeName(c codes.Code) string {
 
 // dispatch parses the global flags and runs the command.
 func (a *app) dispatch(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("", true)
+	fs := a.newFlagSet("", nil)
+	showVersion := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		return a.flagError("", mainUsage, err)
+	}
+	if *showVersion {
+		fmt.Fprintf(a.out, "streamctl %s\n", version.Read())
+		return nil
 	}
 	if err := a.checkOutput(""); err != nil {
 		return err
@@ -169,6 +179,10 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.produce(ctx, rest[1:])
 	case "consume":
 		return a.consume(ctx, rest[1:])
+	case "completion":
+		return a.completion(rest[1:])
+	case topicsCompletionCmd:
+		return a.completeTopics(ctx, rest[1:])
 	}
 	return usagef("", "unknown command %q", rest[0])
 }
@@ -193,17 +207,42 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help"
 }
 
-// newFlagSet returns a flag set holding the global flags; withOutputShort
-// adds -o as the output flag (commands that use -o for an offset pass
-// false). Errors and help are reported by the caller, not by flag.
-func (a *app) newFlagSet(name string, withOutputShort bool) *flag.FlagSet {
+// newFlagSet returns a flag set holding the global flags. -o is the
+// output format, as --output is; commands that used to take -o as an
+// offset pass that offset's setter as legacyOffset: there -o with a number
+// still sets the offset, with a deprecation warning. Errors and help are
+// reported by the caller, not by flag.
+func (a *app) newFlagSet(name string, legacyOffset func(uint64)) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.server, "s", a.server, "")
-	fs.StringVar(&a.server, "server", a.server, "")
+	setServer := func(s string) error {
+		a.server, a.serverFrom = s, "from -s"
+		return nil
+	}
+	fs.Func("s", "", setServer)
+	fs.Func("server", "", setServer)
 	fs.StringVar(&a.output, "output", a.output, "")
-	if withOutputShort {
+	if legacyOffset == nil {
 		fs.StringVar(&a.output, "o", a.output, "")
+	} else {
+		warned := false
+		fs.Func("o", "", func(s string) error {
+			if s == "text" || s == "json" {
+				a.output = s
+				return nil
+			}
+			n, err := parseUint(s)
+			if err != nil {
+				return fmt.Errorf("%q is neither an output format (text, json) nor an offset (use --offset N)", s)
+			}
+			if !warned {
+				fmt.Fprintf(a.errOut, "streamctl: warning: -o OFFSET is deprecated and will stop working in a later release; "+
+					"use --offset %d (-o is the output format, as in every other command)\n", n)
+				warned = true
+			}
+			legacyOffset(n)
+			return nil
+		})
 	}
 	fs.DurationVar(&a.timeout, "timeout", a.timeout, "")
 	return fs

@@ -11,17 +11,18 @@ import (
 	pb "github.com/streamhouse/streamhouse/proto"
 )
 
-const consumeUsage = `Usage: streamctl consume TOPIC [-p N] [-o OFFSET] [-l LIMIT] [-f]
+const consumeUsage = `Usage: streamctl consume TOPIC [-p N] [--offset N] [-l LIMIT] [-f]
 
-Print records from OFFSET on. Values that are JSON objects or arrays are
+Print records from offset N on. Values that are JSON objects or arrays are
 pretty-printed; binary keys and values are shown as "N bytes (binary)".
 
   -p, --partition N    partition (default 0)
-  -o, --offset OFFSET  first offset (default 0)
+  --offset N           first offset (default 0)
   -l, --limit N        stop after N records (default 100; with --follow, no limit)
   -f, --follow         keep waiting for new records until interrupted (Ctrl-C)
-  --output text|json   output format (-o is the offset here)
-  -s, --server ADDR, --timeout D   as for streamctl
+  -s, --server ADDR, -o, --output text|json, --timeout D   as for streamctl
+
+-o N (a number) still sets the offset, with a deprecation warning: use --offset N.
 `
 
 // consumeBatch is the most records one Consume call asks for.
@@ -42,10 +43,9 @@ type consumeArgs struct {
 func (a *app) consume(ctx context.Context, args []string) error {
 	const cmd = "consume"
 	var p consumeArgs
-	fs := a.newFlagSet(cmd, false)
+	fs := a.newFlagSet(cmd, func(n uint64) { p.offset = n })
 	fs.UintVar(&p.partition, "p", 0, "")
 	fs.UintVar(&p.partition, "partition", 0, "")
-	fs.Uint64Var(&p.offset, "o", 0, "")
 	fs.Uint64Var(&p.offset, "offset", 0, "")
 	fs.Int64Var(&p.limit, "l", -1, "")
 	fs.Int64Var(&p.limit, "limit", -1, "")

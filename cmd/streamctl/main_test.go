@@ -34,7 +34,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	streamctlBin = filepath.Join(dir, "streamctl")
-	if out, err := exec.Command("go", "build", "-o", streamctlBin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", streamctlBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build streamctl: %v\n%s", err, out)
 		return 1
 	}

@@ -9,24 +9,25 @@ import (
 )
 
 const offsetUsage = `Usage:
-  streamctl offset commit -g GROUP -t TOPIC [-p N] -o OFFSET [-m METADATA]
+  streamctl offset commit -g GROUP -t TOPIC [-p N] --offset N [-m METADATA]
   streamctl offset get -g GROUP -t TOPIC [-p N]
 
 Consumer-group offsets, shared with Kafka clients (OffsetCommit/OffsetFetch).
 Run "streamctl offset SUBCOMMAND --help" for its flags.
 `
 
-const offsetCommitUsage = `Usage: streamctl offset commit -g GROUP -t TOPIC [-p N] -o OFFSET [-m METADATA]
+const offsetCommitUsage = `Usage: streamctl offset commit -g GROUP -t TOPIC [-p N] --offset N [-m METADATA]
 
 Commit a consumer group's offset: the next offset the group will consume.
 
   -g, --group GROUP        consumer group
   -t, --topic TOPIC        topic
   -p, --partition N        partition (default 0)
-  -o, --offset OFFSET      offset to commit
+  --offset N               offset to commit
   -m, --metadata TEXT      metadata stored with the offset
-  --output text|json       output format (-o is the offset here)
-  -s, --server ADDR, --timeout D   as for streamctl
+  -s, --server ADDR, -o, --output text|json, --timeout D   as for streamctl
+
+-o N (a number) still sets the offset, with a deprecation warning: use --offset N.
 `
 
 const offsetGetUsage = `Usage: streamctl offset get -g GROUP -t TOPIC [-p N]
@@ -46,8 +47,8 @@ type offsetFlags struct {
 	partition    uint
 }
 
-func (f *offsetFlags) register(a *app, cmd string, withOutputShort bool) *flag.FlagSet {
-	fs := a.newFlagSet(cmd, withOutputShort)
+func (f *offsetFlags) register(a *app, cmd string, legacyOffset func(uint64)) *flag.FlagSet {
+	fs := a.newFlagSet(cmd, legacyOffset)
 	fs.StringVar(&f.group, "g", "", "")
 	fs.StringVar(&f.group, "group", "", "")
 	fs.StringVar(&f.topic, "t", "", "")
@@ -72,17 +73,15 @@ func (f *offsetFlags) check(cmd string) error {
 func (a *app) offsetCommit(ctx context.Context, args []string) error {
 	const cmd = "offset commit"
 	var f offsetFlags
-	fs := f.register(a, cmd, false)
 	var offset uint64
 	var offsetSet bool
 	var metadata string
-	setOffset := func(s string) error {
+	fs := f.register(a, cmd, func(n uint64) { offset, offsetSet = n, true })
+	fs.Func("offset", "", func(s string) error {
 		v, err := parseUint(s)
 		offset, offsetSet = v, err == nil
 		return err
-	}
-	fs.Func("o", "", setOffset)
-	fs.Func("offset", "", setOffset)
+	})
 	fs.StringVar(&metadata, "m", "", "")
 	fs.StringVar(&metadata, "metadata", "", "")
 	if _, err := a.parse(fs, cmd, offsetCommitUsage, args); err != nil {
@@ -92,7 +91,7 @@ func (a *app) offsetCommit(ctx context.Context, args []string) error {
 		return err
 	}
 	if !offsetSet {
-		return usagef(cmd, "-o OFFSET is required")
+		return usagef(cmd, "--offset N is required")
 	}
 	c, err := a.connect()
 	if err != nil {
@@ -114,7 +113,7 @@ func (a *app) offsetCommit(ctx context.Context, args []string) error {
 func (a *app) offsetGet(ctx context.Context, args []string) error {
 	const cmd = "offset get"
 	var f offsetFlags
-	fs := f.register(a, cmd, true)
+	fs := f.register(a, cmd, nil)
 	if _, err := a.parse(fs, cmd, offsetGetUsage, args); err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ type produceArgs struct {
 func (a *app) produce(ctx context.Context, args []string) error {
 	const cmd = "produce"
 	p := produceArgs{headers: keyValues{}}
-	fs := a.newFlagSet(cmd, true)
+	fs := a.newFlagSet(cmd, nil)
 	fs.UintVar(&p.partition, "p", 0, "")
 	fs.UintVar(&p.partition, "partition", 0, "")
 	fs.Func("v", "", func(s string) error { p.value, p.valueSet = s, true; return nil })

@@ -45,7 +45,12 @@ List every topic: name, partitions, retention, creation time.
 
 const topicGetUsage = `Usage: streamctl topic get NAME
 
-Describe a topic: ID, partitions, retention, creation time and configs.
+Describe a topic: ID, partitions, retention, creation time and configs,
+then each partition's start offset (the earliest still in the log) and
+end offset (the high watermark: the offset the next record gets); their
+difference counts the records kept unless compaction or transactions left
+gaps. Partition sizes in bytes are not shown: the gRPC API does not report
+them yet.
 
   -s, --server ADDR, -o, --output text|json, --timeout D   as for streamctl
 `
@@ -59,7 +64,7 @@ Delete a topic, its records and its groups' committed offsets.
 
 func (a *app) topicCreate(ctx context.Context, args []string) error {
 	const cmd = "topic create"
-	fs := a.newFlagSet(cmd, true)
+	fs := a.newFlagSet(cmd, nil)
 	var parts uint
 	var retention int64
 	configs := keyValues{}
@@ -104,7 +109,7 @@ func (a *app) topicCreate(ctx context.Context, args []string) error {
 
 func (a *app) topicList(ctx context.Context, args []string) error {
 	const cmd = "topic list"
-	fs := a.newFlagSet(cmd, true)
+	fs := a.newFlagSet(cmd, nil)
 	if _, err := a.parse(fs, cmd, topicListUsage, args); err != nil {
 		return err
 	}
@@ -142,7 +147,7 @@ func (a *app) topicList(ctx context.Context, args []string) error {
 
 func (a *app) topicGet(ctx context.Context, args []string) error {
 	const cmd = "topic get"
-	fs := a.newFlagSet(cmd, true)
+	fs := a.newFlagSet(cmd, nil)
 	pos, err := a.parse(fs, cmd, topicGetUsage, args, "NAME")
 	if err != nil {
 		return err
@@ -156,8 +161,14 @@ func (a *app) topicGet(ctx context.Context, args []string) error {
 		return err
 	}
 	t := res.GetTopic()
+	parts, err := partitionOffsets(ctx, a, c, t)
+	if err != nil {
+		return err
+	}
 	if a.json() {
-		return a.printJSON(topicJSON(t))
+		obj := topicJSON(t)
+		obj["partition_offsets"] = parts
+		return a.printJSON(obj)
 	}
 	a.printf("Topic:       %s\n", t.GetName())
 	a.printf("ID:          %s\n", t.GetTopicId())
@@ -166,18 +177,24 @@ func (a *app) topicGet(ctx context.Context, args []string) error {
 	a.printf("Created:     %s\n", formatTime(t.GetCreatedAt()))
 	if len(t.GetConfig()) == 0 {
 		a.printf("Config:      (broker defaults)\n")
-		return nil
+	} else {
+		a.printf("Config:\n")
+		for _, k := range slices.Sorted(maps.Keys(t.GetConfig())) {
+			a.printf("  %s = %s\n", k, t.GetConfig()[k])
+		}
 	}
-	a.printf("Config:\n")
-	for _, k := range slices.Sorted(maps.Keys(t.GetConfig())) {
-		a.printf("  %s = %s\n", k, t.GetConfig()[k])
+	a.printf("\n")
+	w := tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "PARTITION\tSTART-OFFSET\tEND-OFFSET")
+	for _, p := range parts {
+		fmt.Fprintf(w, "%d\t%d\t%d\n", p.Partition, p.LogStartOffset, p.HighWatermark)
 	}
-	return nil
+	return w.Flush()
 }
 
 func (a *app) topicDelete(ctx context.Context, args []string) error {
 	const cmd = "topic delete"
-	fs := a.newFlagSet(cmd, true)
+	fs := a.newFlagSet(cmd, nil)
 	pos, err := a.parse(fs, cmd, topicDeleteUsage, args, "NAME")
 	if err != nil {
 		return err

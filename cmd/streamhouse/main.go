@@ -10,6 +10,9 @@
 // `streamhouse bench` is a load generator and checker for any Kafka broker
 // (see bench.go).
 //
+// `streamhouse --version` prints the module version and the VCS revision
+// the binary was built from; the broker logs them at start.
+//
 // Exit codes: 0 after a clean shutdown on SIGINT or SIGTERM, 1 when the
 // broker fails to start or fails while running, 2 for bad configuration.
 package main
@@ -23,8 +26,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
+
+	"github.com/streamhouse/streamhouse/internal/version"
 )
 
 // Exit codes.
@@ -47,9 +53,14 @@ func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr 
 	if len(args) > 0 && args[0] == "bench" {
 		return benchMain(args[1:], stdout, stderr)
 	}
+	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
+		fmt.Fprintf(stdout, "streamhouse %s\n", version.Read())
+		return exitOK
+	}
 	cfg, err := LoadConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		Usage(stdout)
+		fmt.Fprintf(stdout, "\n'streamhouse --version' prints the version and the VCS revision it was built from.\n")
 		return exitOK
 	}
 	if err != nil {
@@ -63,6 +74,9 @@ func mainCode(args []string, getenv func(string) (string, bool), stdout, stderr 
 			logger.Warn("timer slack not applied", "timer_slack", cfg.TimerSlack, "err", err)
 		}
 	}
+	// After setSlack, which may re-execute the binary: one line per broker.
+	v := version.Read()
+	logger.Info("starting", "version", v.Version, "revision", v.Revision, "modified", v.Modified, "go", v.Go)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
