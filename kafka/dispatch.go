@@ -52,11 +52,15 @@ func dispatchTable() map[int16]api {
 		35: {0, 5, (*Server).handleDescribeLogDirs},
 		37: {0, 3, (*Server).handleCreatePartitions},
 		42: {0, 3, (*Server).handleDeleteGroups},
+		43: {0, 2, (*Server).handleElectLeaders},
 		44: {0, 1, (*Server).handleIncrementalAlterConfigs},
+		45: {0, 1, (*Server).handleAlterPartitionReassignments},
+		46: {0, 0, (*Server).handleListPartitionReassignments},
 		47: {0, 0, (*Server).handleOffsetDelete},
 		60: {0, 2, (*Server).handleDescribeCluster},
 		68: {0, 1, (*Server).handleConsumerGroupHeartbeat},
 		69: {0, 1, (*Server).handleConsumerGroupDescribe},
+		75: {0, 0, (*Server).handleDescribeTopicPartitions},
 	}
 }
 

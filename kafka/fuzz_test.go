@@ -58,8 +58,18 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	hb.SubscribedTopicRegex, hb.Topics = kmsg.StringPtr("fix.*"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	cd := kmsg.NewPtrConsumerGroupDescribeRequest()
 	cd.Version, cd.Groups = 1, []string{"fz"}
+	dtp := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	dtp.ResponsePartitionLimit, dtp.Cursor = 1, &kmsg.DescribeTopicPartitionsRequestCursor{Topic: topic}
+	dtp.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}, {Topic: "nope"}}
+	el := kmsg.NewPtrElectLeadersRequest()
+	el.Version, el.Topics = 2, []kmsg.ElectLeadersRequestTopic{{Topic: topic, Partitions: []int32{0, 1}}}
+	apa := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	apa.Version = 1
+	apa.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: topic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1, 2}}}}}
+	lpr := kmsg.NewPtrListPartitionReassignmentsRequest()
+	lpr.Topics = []kmsg.ListPartitionReassignmentsRequestTopic{{Topic: topic, Partitions: []int32{0}}}
 	var out [][]byte
-	for i, r := range []kmsg.Request{av, md, pr, fe, lo, ct, ip, hb, cd} {
+	for i, r := range []kmsg.Request{av, md, pr, fe, lo, ct, ip, hb, cd, dtp, el, apa, lpr} {
 		out = append(out, frame(int32(i), r))
 	}
 	return out
