@@ -17,8 +17,10 @@ package kafka
 //     (only cleanup.policy), starting from the effective value; on any
 //     other key they get INVALID_CONFIG, as in KRaft. A result the log
 //     does not accept (unknown key, bad value): INVALID_CONFIG.
-//   - BROKER (our node ID or empty): read-only, any operation gets
-//     INVALID_CONFIG; an empty list succeeds. Another name: INVALID_REQUEST.
+//   - BROKER (our node ID or empty): read-only, SET, APPEND and SUBTRACT
+//     get INVALID_CONFIG; DELETE succeeds (no dynamic broker config is
+//     ever set, so there is nothing to delete), as does an empty list.
+//     Another name: INVALID_REQUEST.
 //   - other resource types: INVALID_REQUEST.
 //
 // ValidateOnly computes and validates the result against the current
@@ -87,12 +89,17 @@ func (s *Server) incrementalAlter(ctx context.Context, rr kmsg.IncrementalAlterC
 		if code, msg := s.brokerResource(rr.ResourceName); code != 0 {
 			return code, msg
 		}
-		if len(rr.Configs) == 0 {
-			return 0, ""
+		// Nothing dynamic is ever set on a broker here, so deleting a
+		// dynamic broker config changes nothing and succeeds, as in Kafka
+		// (kafka-reassign-partitions --verify clears its throttles so).
+		var names []string
+		for _, c := range rr.Configs {
+			if c.Op != kmsg.IncrementalAlterConfigOpDelete {
+				names = append(names, c.Name)
+			}
 		}
-		names := make([]string, len(rr.Configs))
-		for i, c := range rr.Configs {
-			names[i] = c.Name
+		if len(names) == 0 {
+			return 0, ""
 		}
 		sort.Strings(names)
 		return s.brokerAlterError(names[0])

@@ -329,6 +329,14 @@ func TestIncrementalAlterConfigsErrors(t *testing.T) {
 	if err != nil || !errors.Is(resp[0].Err, kerr.InvalidConfig) {
 		t.Fatalf("broker alter: %v %+v", err, resp)
 	}
+	// Deleting dynamic broker configs that were never set succeeds, as
+	// kafka-reassign-partitions --verify expects when it clears throttles.
+	resp, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.DeleteConfig, Name: "follower.replication.throttled.rate"},
+		{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"}}, 1)
+	if err != nil || resp[0].Err != nil {
+		t.Fatalf("deleting unset broker configs: %v %+v", err, resp)
+	}
 }
 
 // compactionDefaults are the topic compaction configs' values on a broker
