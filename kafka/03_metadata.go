@@ -4,7 +4,8 @@ package kafka
 //
 // One broker (NodeID at the advertised host and port) leads every
 // partition, is its only replica and in-sync replica, and is the
-// controller. Leader epochs are always 0. Topic IDs are the UUIDs meta
+// controller. The cluster ID is Config.ClusterID: meta's, a random UUID in
+// Kafka's base64url form, the same in DescribeCluster and /metrics. Leader epochs are always 0. Topic IDs are the UUIDs meta
 // assigned at creation.
 //
 // Topics: a null list (v1+), or an empty one at v0, means every topic.

@@ -2,11 +2,12 @@ package kafka
 
 // DescribeCluster (key 60): versions 0-2.
 //
-// KIP-700 (the Admin client's describeCluster): the cluster ID, this
-// broker as the only one (advertised host and port, no rack) and as the
-// controller (a KRaft broker also names a broker here, since clients
-// cannot reach controllers). IncludeClusterAuthorizedOperations: without
-// ACLs every cluster operation is reported as allowed.
+// KIP-700 (the Admin client's describeCluster): the cluster ID (as in
+// Metadata: Config.ClusterID, meta's base64url UUID), this broker as the
+// only one (advertised host and port, no rack) and as the controller (a
+// KRaft broker also names a broker here, since clients cannot reach
+// controllers). IncludeClusterAuthorizedOperations: without ACLs every
+// cluster operation is reported as allowed.
 //
 // Version notes:
 //   - v1: EndpointType (KIP-919). We are a broker endpoint: 1 (brokers) is

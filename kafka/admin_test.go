@@ -131,7 +131,7 @@ func TestMetadataAndAutoCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if md.Cluster != "test-cluster" || md.Controller != 1 || len(md.Brokers) != 1 || md.Brokers[0].NodeID != 1 {
+			if md.Cluster != b.clusterID() || md.Controller != 1 || len(md.Brokers) != 1 || md.Brokers[0].NodeID != 1 {
 				t.Fatalf("metadata %+v", md)
 			}
 			td := md.Topics["known"]

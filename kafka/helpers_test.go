@@ -72,7 +72,7 @@ func (b *testBroker) start(tweak func(*Config)) {
 	if b.logHandler != nil {
 		logger = slog.New(b.logHandler)
 	}
-	cfg := Config{Log: m, Meta: db, Logger: logger, ClusterID: "test-cluster", NodeID: 1}
+	cfg := Config{Log: m, Meta: db, Logger: logger, NodeID: 1}
 	if tweak != nil {
 		tweak(&cfg)
 	}

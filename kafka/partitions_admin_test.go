@@ -270,7 +270,7 @@ func TestDescribeCluster(t *testing.T) {
 				return
 			}
 			host, port := b.srv.advertised()
-			if resp.ClusterID != "test-cluster" || resp.ControllerID != 1 || len(resp.Brokers) != 1 ||
+			if resp.ClusterID != b.clusterID() || resp.ControllerID != 1 || len(resp.Brokers) != 1 ||
 				resp.Brokers[0].NodeID != 1 || resp.Brokers[0].Host != host || resp.Brokers[0].Port != port {
 				t.Fatalf("answer %+v", resp)
 			}

@@ -42,8 +42,6 @@ const (
 	// accepts: every partition costs a directory, an open file and meta
 	// rows, created synchronously.
 	DefaultMaxTopicPartitions = 10000
-	// DefaultClusterID is reported when Config.ClusterID is empty.
-	DefaultClusterID = "streamhouse"
 	// DefaultMaxConnections caps open client connections (limits.go). An
 	// idle connection costs about 10 KiB (two goroutines and their
 	// buffers; 2,000 idle connections measured 19 MiB), so 4096 of them
@@ -56,6 +54,8 @@ const (
 	// DefaultFetchMaxBytes caps a Fetch response's MaxBytes (Kafka's
 	// fetch.max.bytes default, 55 MiB).
 	DefaultFetchMaxBytes = 55 << 20
+	// clusterIDTimeout bounds New's read of the cluster ID from meta.
+	clusterIDTimeout = 30 * time.Second
 	// maxInFlight bounds the responses queued per connection: a client
 	// that stops reading stalls its own connection, not the broker.
 	maxInFlight = 32
@@ -137,8 +137,11 @@ type Config struct {
 	// MaxTopicPartitions caps CreateTopics' partition count; larger asks
 	// get INVALID_PARTITIONS.
 	MaxTopicPartitions int32
-	ClusterID          string
-	NodeID             int32
+	// ClusterID is reported by Metadata and DescribeCluster and checked
+	// by ApiVersions v5. Empty: the metadata store's (meta.Store.ClusterID),
+	// read once by New.
+	ClusterID string
+	NodeID    int32
 	// NoFsyncOnAcksAll answers acks=-1 once the batch reached the OS, like
 	// Kafka's default (no fsync before acking), instead of after fsync.
 	// For like-for-like benchmarks; it weakens the durability contract.
@@ -234,7 +237,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxTopicPartitions = DefaultMaxTopicPartitions
 	}
 	if cfg.ClusterID == "" {
-		cfg.ClusterID = DefaultClusterID
+		ctx, cancel := context.WithTimeout(context.Background(), clusterIDTimeout)
+		id, err := cfg.Meta.ClusterID(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("kafka: cluster id: %w", err)
+		}
+		cfg.ClusterID = id
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/streamhouse/streamhouse/meta/pgtest"
 )
 
 // This file is the backend-neutral conformance suite. TestConformance runs
@@ -29,20 +32,35 @@ import (
 var conformanceBackends = []struct {
 	name string
 	open func(t *testing.T) Store
+	// database, when set, makes a fresh database and returns a function
+	// that opens a new store on it at each call (the caller closes it):
+	// for the cases about reopening and about several stores sharing one
+	// database. Nil for backends without such sharing (":memory:").
+	database func(t *testing.T) func(ctx context.Context) (Store, error)
 }{
 	{"SQLite", func(t *testing.T) Store {
 		return openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
+	}, func(t *testing.T) func(ctx context.Context) (Store, error) {
+		path := filepath.Join(t.TempDir(), "meta.db")
+		return func(ctx context.Context) (Store, error) { return OpenSQLite(ctx, path) }
 	}},
-	{"SQLiteMemory", func(t *testing.T) Store { return openTestSQLite(t, ":memory:") }},
+	{"SQLiteMemory", func(t *testing.T) Store { return openTestSQLite(t, ":memory:") }, nil},
 	// A fresh database on one PostgreSQL server shared by the test
 	// binary; skipped (or failed under CI) without PostgreSQL, see pgtest.
-	{"Postgres", func(t *testing.T) Store { return openTestPostgres(t) }},
+	{"Postgres", func(t *testing.T) Store { return openTestPostgres(t) },
+		func(t *testing.T) func(ctx context.Context) (Store, error) {
+			url := pgtest.DB(t)
+			return func(ctx context.Context) (Store, error) { return OpenPostgres(ctx, url) }
+		}},
 }
 
 // TestConformance runs the shared suite against every backend.
 func TestConformance(t *testing.T) {
 	for _, b := range conformanceBackends {
-		t.Run(b.name, func(t *testing.T) { runConformance(t, b.open) })
+		t.Run(b.name, func(t *testing.T) {
+			runConformance(t, b.open)
+			t.Run("ClusterID", func(t *testing.T) { testClusterID(t, b.open, b.database) })
+		})
 	}
 }
 
@@ -1205,4 +1223,90 @@ func testReplaceSegmentsRacesDelete(t *testing.T, open func(t *testing.T) Store)
 			t.Logf("%d rounds: replace went first %d times, delete %d times", rounds, replaced, changed)
 		})
 	}
+}
+
+// wantClusterIDForm fails t unless id has the form Kafka prints cluster IDs
+// in: 22 characters of unpadded base64url holding a version-4 UUID, not
+// starting with '-'.
+func wantClusterIDForm(t *testing.T, id string) {
+	t.Helper()
+	b, err := base64.RawURLEncoding.Strict().DecodeString(id)
+	if err != nil || len(id) != 22 || len(b) != 16 || id[0] == '-' {
+		t.Fatalf("cluster id %q: want 22 characters of base64url holding 16 bytes, not starting with '-' (%v)", id, err)
+	}
+	if u := uuid.UUID(b); u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+		t.Fatalf("cluster id %q is UUID %s (version %d, variant %v), want a random (version 4) UUID", id, u, u.Version(), u.Variant())
+	}
+}
+
+// testClusterID: a store has its cluster ID from the start, in Kafka's
+// form, the same at every call; a reopened database keeps it; several
+// stores opening one new database at once (brokers starting together) all
+// end with the same ID; two databases get different IDs.
+func testClusterID(t *testing.T, open func(t *testing.T) Store, database func(t *testing.T) func(ctx context.Context) (Store, error)) {
+	ctx := t.Context()
+	s := open(t)
+	id, err := s.ClusterID(ctx)
+	wantErr(t, err, nil)
+	wantClusterIDForm(t, id)
+	for range 3 {
+		again, err := s.ClusterID(ctx)
+		wantErr(t, err, nil)
+		wantEqual(t, "cluster id at a later call", again, id)
+	}
+	other, err := open(t).ClusterID(ctx)
+	wantErr(t, err, nil)
+	if other == id {
+		t.Fatalf("two databases share cluster id %q", id)
+	}
+	if database == nil {
+		return
+	}
+
+	t.Run("Reopen", func(t *testing.T) {
+		openDB := database(t)
+		s1, err := openDB(ctx)
+		wantErr(t, err, nil)
+		id1, err := s1.ClusterID(ctx)
+		wantErr(t, err, nil)
+		wantErr(t, s1.Close(), nil)
+		s2, err := openDB(ctx)
+		wantErr(t, err, nil)
+		defer s2.Close()
+		id2, err := s2.ClusterID(ctx)
+		wantErr(t, err, nil)
+		wantEqual(t, "cluster id after reopen", id2, id1)
+	})
+
+	t.Run("ConcurrentOpen", func(t *testing.T) {
+		openDB := database(t)
+		const n = 6
+		ids := make([]string, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				st, err := openDB(ctx)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				ids[i], errs[i] = st.ClusterID(ctx)
+				errs[i] = errors.Join(errs[i], st.Close())
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("store %d: %v", i, errs[i])
+			}
+			if ids[i] != ids[0] {
+				t.Fatalf("concurrent opens disagree on the cluster id: %q", ids)
+			}
+		}
+		wantClusterIDForm(t, ids[0])
+	})
 }

@@ -1,5 +1,5 @@
-// Package meta is StreamHouse's metadata store: topics, partitions, sealed
-// segments, committed offsets and producer IDs. The Store interface is
+// Package meta is StreamHouse's metadata store: the cluster ID, topics,
+// partitions, sealed segments, committed offsets and producer IDs. The Store interface is
 // backend-neutral; SQLite (sqlite.go) is the default backend and
 // PostgreSQL (postgres.go) a second one, sharing most query code through
 // the db interface of query.go. It knows nothing of Kafka requests or gRPC
@@ -165,6 +165,15 @@ type Store interface {
 	// When the bump would overflow int16, the transactional ID moves to a
 	// fresh producer ID with epoch 0.
 	AllocateProducerID(ctx context.Context, transactionalID string) (ProducerID, error)
+
+	// ClusterID returns the cluster's ID: the unpadded base64url text (22
+	// characters) of a random version-4 UUID, the form Kafka prints
+	// cluster IDs in. The first call on a database without one generates
+	// and stores it; OpenSQLite and OpenPostgres make that call, so a
+	// database gets its ID at its first open. Concurrent first calls, from
+	// any number of stores on one database, all return the ID one of them
+	// stored, and the ID never changes after.
+	ClusterID(ctx context.Context) (string, error)
 
 	// Close releases the store's resources; no method may be called after.
 	Close() error

@@ -54,11 +54,12 @@ const pgTxAttempts = 10
 
 // OpenPostgres connects to the PostgreSQL database at url (a libpq URL or
 // key=value string, e.g. "postgres://user:pass@host:5432/db"), applies
-// pending schema migrations, and returns the store. The database must
-// exist. Migrations run in one transaction under an advisory lock, so
-// brokers opening the same database at once do not race. Opening a
-// database whose schema is newer than this binary knows fails with an
-// error saying so. WithClock and WithLogger apply as for OpenSQLite.
+// pending schema migrations, makes sure the database has a cluster ID (see
+// Store.ClusterID), and returns the store. The database must exist.
+// Migrations run in one transaction under an advisory lock, so brokers
+// opening the same database at once do not race. Opening a database whose
+// schema is newer than this binary knows fails with an error saying so.
+// WithClock and WithLogger apply as for OpenSQLite.
 func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Postgres, error) {
 	cfg := newConfig(opts)
 	pcfg, err := pgxpool.ParseConfig(url)
@@ -79,6 +80,11 @@ func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Postgres, e
 	ms, err := readMigrations(pgMigrationFiles, "pgmigrations")
 	if err == nil {
 		err = pgApplyMigrations(ctx, pool, ms, s.now, s.logger)
+	}
+	if err == nil {
+		// A database without a cluster ID (new, or written before
+		// migration 0003) gets one now.
+		_, err = s.ClusterID(ctx)
 	}
 	if err != nil {
 		pool.Close()

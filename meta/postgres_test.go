@@ -88,7 +88,7 @@ func TestPostgresReopenPreservesData(t *testing.T) {
 	if !found || o.Offset != 7 {
 		t.Fatalf("offset = %+v, %v; want 7", o, found)
 	}
-	wantEqual(t, "versions", pgVersions(t, s2), []int32{1, 2})
+	wantEqual(t, "versions", pgVersions(t, s2), []int32{1, 2, 3})
 }
 
 // TestPostgresConcurrentOpen opens one new database from several stores at
@@ -113,7 +113,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	wantEqual(t, "versions", pgVersions(t, stores[0]), []int32{1, 2})
+	wantEqual(t, "versions", pgVersions(t, stores[0]), []int32{1, 2, 3})
 }
 
 func TestPostgresMigratesV1(t *testing.T) {
@@ -128,16 +128,29 @@ func TestPostgresMigratesV1(t *testing.T) {
 	}
 	_ = first.Close()
 	pgExec(t, url, `DROP TABLE deleted_topics`)
+	pgExec(t, url, `DROP TABLE cluster`)
 	pgExec(t, url, `DELETE FROM schema_migrations WHERE version > 1`)
 	var logs strings.Builder
 	s := openPostgresURL(t, url, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	wantEqual(t, "versions", pgVersions(t, s), []int32{1, 2})
-	if !strings.Contains(logs.String(), ms[1].name) {
-		t.Fatalf("log does not mention %s:\n%s", ms[1].name, logs.String())
+	wantEqual(t, "versions", pgVersions(t, s), []int32{1, 2, 3})
+	for _, m := range ms[1:] {
+		if !strings.Contains(logs.String(), m.name) {
+			t.Fatalf("log does not mention %s:\n%s", m.name, logs.String())
+		}
 	}
 	tp := mustCreate(t, s, Topic{Name: "a", PartitionCount: 1})
 	mustDelete(t, s, "a")
 	wantDeleted(t, s, deletedEntry(tp))
+	// The old database got a cluster ID at this open, and keeps it.
+	id, err := s.ClusterID(t.Context())
+	wantErr(t, err, nil)
+	wantClusterIDForm(t, id)
+	if !strings.Contains(logs.String(), "cluster_id="+id) {
+		t.Fatalf("log does not report the generated cluster id %s:\n%s", id, logs.String())
+	}
+	again, err := openPostgresURL(t, url).ClusterID(t.Context())
+	wantErr(t, err, nil)
+	wantEqual(t, "cluster id after reopen", again, id)
 }
 
 func TestPostgresFutureSchemaFailsOpen(t *testing.T) {
@@ -196,5 +209,46 @@ func TestPostgresProducerEpochOverflow(t *testing.T) {
 	wantErr(t, err, nil)
 	if next.ID == first.ID || next.Epoch != 0 {
 		t.Fatalf("after overflow got %+v, want a new ID with epoch 0 (old %d)", next, first.ID)
+	}
+}
+
+// TestPostgresConcurrentClusterID races the first ClusterID calls of
+// several stores on one database that has no cluster ID yet (as brokers
+// of an older version, upgraded at once, would): every round, all of them
+// must return the one ID that was stored.
+func TestPostgresConcurrentClusterID(t *testing.T) {
+	url := pgtest.DB(t)
+	const n = 6
+	stores := make([]*Postgres, n)
+	for i := range stores {
+		stores[i] = openPostgresURL(t, url)
+	}
+	for round := range 5 {
+		pgExec(t, url, `DELETE FROM cluster`)
+		ids := make([]string, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				<-start
+				ids[i], errs[i] = s.ClusterID(context.Background())
+			})
+		}
+		close(start)
+		wg.Wait()
+		var stored string
+		if err := stores[0].pool.QueryRow(t.Context(), `SELECT id FROM cluster`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d, store %d: %v", round, i, errs[i])
+			}
+			if ids[i] != stored {
+				t.Fatalf("round %d: ClusterID calls returned %q, stored %q", round, ids, stored)
+			}
+		}
+		wantClusterIDForm(t, stored)
 	}
 }

@@ -74,14 +74,15 @@ func newConfig(opts []Option) config {
 }
 
 // WithClock sets the clock used for CreatedAt and CommitTime when the
-// caller leaves them zero, and for schema_migrations.applied_at.
+// caller leaves them zero, and for schema_migrations.applied_at and the
+// cluster ID's created_at.
 // The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
 }
 
-// WithLogger sets the logger that reports applied migrations.
-// The default discards.
+// WithLogger sets the logger that reports applied migrations and a newly
+// generated cluster ID. The default discards.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
@@ -97,7 +98,8 @@ const busyTimeout = 5 * time.Second
 const stmtCacheSize = 32
 
 // OpenSQLite opens (creating if needed) the SQLite database at path,
-// applies pending schema migrations, and returns the store. path is a file
+// applies pending schema migrations, makes sure the database has a cluster
+// ID (see Store.ClusterID), and returns the store. path is a file
 // system path; ":memory:" gives a private in-memory database for tests.
 // The directory holding path must exist. Opening a database whose schema is
 // newer than this binary knows fails with an error saying so.
@@ -111,6 +113,12 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		return nil, fmt.Errorf("meta: open sqlite %q: %w", path, err)
 	}
 	if err := migrate(ctx, s.w, s.now, s.logger); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("meta: open sqlite %q: %w", path, err)
+	}
+	// A database without a cluster ID (new, or written before migration
+	// 0003) gets one now.
+	if _, err := s.ClusterID(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("meta: open sqlite %q: %w", path, err)
 	}

@@ -151,6 +151,18 @@ func TestSQLiteMigratesV1(t *testing.T) {
 	wantDeleted(t, s)
 	mustDelete(t, s, "old")
 	wantDeleted(t, s, Topic{ID: id, Name: "old", PartitionCount: 2})
+	// The old database got a cluster ID at this open, stamped with its
+	// clock, and keeps it.
+	cid, err := s.ClusterID(ctx)
+	wantErr(t, err, nil)
+	wantClusterIDForm(t, cid)
+	var createdAt int64
+	wantErr(t, s.r.QueryRowContext(ctx, `SELECT created_at FROM cluster`).Scan(&createdAt), nil)
+	wantEqual(t, "cluster created_at", createdAt, t0.UnixMilli())
+	wantErr(t, s.Close(), nil)
+	again, err := openTestSQLite(t, path).ClusterID(ctx)
+	wantErr(t, err, nil)
+	wantEqual(t, "cluster id after reopen", again, cid)
 }
 
 func TestSQLiteMigrationsAppliedOnce(t *testing.T) {

@@ -18,7 +18,7 @@ type kafkaFront struct {
 
 func (b *broker) newKafkaFront() (*kafkaFront, error) {
 	cfg := kafka.Config{
-		Addr: b.cfg.KafkaAddr, Log: b.logs, Meta: b.meta, Logger: b.logger,
+		Addr: b.cfg.KafkaAddr, Log: b.logs, Meta: b.meta, Logger: b.logger, ClusterID: b.clusterID,
 		AutoCreateTopics: b.cfg.AutoCreateTopics, MaxRequestBytes: int32(b.cfg.MaxRequestBytes),
 		MaxConnections: b.cfg.MaxConnections, QueuedMaxRequestBytes: b.cfg.QueuedMaxRequestBytes,
 		FetchMaxBytes:        int32(b.cfg.FetchMaxBytes),

@@ -64,7 +64,10 @@ type broker struct {
 	objects      objstore.Store
 	closeObjects func() error
 	meta         meta.Store
-	logs         *log.Manager
+	// clusterID is meta's cluster ID, read once it is open: what the
+	// Kafka front reports and streamhouse_cluster_info labels.
+	clusterID string
+	logs      *log.Manager
 	// started holds the fronts that started, in start order.
 	started []front
 }
@@ -137,6 +140,9 @@ func (b *broker) start(ctx context.Context) error {
 		return err
 	}
 	if err := b.openMeta(ctx); err != nil {
+		return err
+	}
+	if err := b.readClusterID(ctx); err != nil {
 		return err
 	}
 	b.logs, err = log.Open(ctx, log.Config{
@@ -294,6 +300,27 @@ func (b *broker) close() error {
 		errs = append(errs, b.closeObjects())
 	}
 	return errors.Join(errs...)
+}
+
+// readClusterID reads the cluster ID from meta (which generated it at the
+// database's first open), logs it and exports it on /metrics as
+// streamhouse_cluster_info{cluster_id="..."} 1, the usual form of an
+// identity that is not a measurement.
+func (b *broker) readClusterID(ctx context.Context) error {
+	id, err := b.meta.ClusterID(ctx)
+	if err != nil {
+		return fmt.Errorf("read cluster id: %w", err)
+	}
+	b.clusterID = id
+	b.logger.Info("cluster", "cluster_id", id)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace:   "streamhouse",
+		Name:        "cluster_info",
+		Help:        "Always 1; the cluster_id label is the cluster ID the Kafka front reports (Metadata, DescribeCluster), kept in the metadata store.",
+		ConstLabels: prometheus.Labels{"cluster_id": id},
+	})
+	info.Set(1)
+	return b.reg.Register(info)
 }
 
 // openMeta opens the metadata store --metadata names: PostgreSQL for a
