@@ -53,6 +53,29 @@ func TestTopics(t *testing.T) {
 	if m, err := e.Log.Topic("orders"); err != nil || m.Configs["retention.ms"] != "3600000" {
 		t.Fatalf("log topic: %v %v", m, err)
 	}
+	// Each partition's offsets and size are the log's.
+	if _, err := c.Produce(ctx(t), &pb.ProduceRequest{Topic: "orders", Partition: 1, Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = c.GetTopic(ctx(t), &pb.GetTopicRequest{Name: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := got.GetTopic().GetPartitions()
+	if len(parts) != 3 {
+		t.Fatalf("partitions %v", parts)
+	}
+	for i, pi := range parts {
+		p, err := e.Log.Partition("orders", int32(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, hwm := p.Offsets()
+		if pi.GetPartition() != uint32(i) || pi.GetLogStartOffset() != uint64(start) || pi.GetHighWatermark() != uint64(hwm) ||
+			pi.GetSizeBytes() != uint64(p.StoredBytes()) || (i == 1) != (pi.GetSizeBytes() > 0) {
+			t.Fatalf("partition %d: %v, log has [%d, %d) in %d bytes", i, pi, start, hwm, p.StoredBytes())
+		}
+	}
 
 	list, err := c.ListTopics(ctx(t), &pb.ListTopicsRequest{})
 	if err != nil {

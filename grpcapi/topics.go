@@ -51,7 +51,17 @@ func (s *Server) GetTopic(_ context.Context, req *pb.GetTopicRequest) (*pb.GetTo
 	if err != nil {
 		return nil, s.toStatus("GetTopic", req.GetName(), err)
 	}
-	return &pb.GetTopicResponse{Topic: topicProto(t)}, nil
+	out := topicProto(t)
+	for i := range t.PartitionCount {
+		p, err := s.cfg.Log.Partition(t.Name, i)
+		if err != nil {
+			return nil, s.toStatus("GetTopic", req.GetName(), err)
+		}
+		start, hwm := p.Offsets()
+		out.Partitions = append(out.Partitions, &pb.PartitionInfo{Partition: uint32(i),
+			LogStartOffset: fromInt64(start), HighWatermark: fromInt64(hwm), SizeBytes: fromInt64(p.StoredBytes())})
+	}
+	return &pb.GetTopicResponse{Topic: out}, nil
 }
 
 // ListTopics describes every topic, sorted by name.

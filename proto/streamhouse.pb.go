@@ -434,7 +434,10 @@ type Topic struct {
 	// Creation time, ms since the epoch.
 	CreatedAt uint64 `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// added: the topic's UUID.
-	TopicId       string `protobuf:"bytes,6,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	TopicId string `protobuf:"bytes,6,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// added: each partition's offsets and size; set by GetTopic only
+	// (ListTopics leaves it empty to stay cheap).
+	Partitions    []*PartitionInfo `protobuf:"bytes,7,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +514,85 @@ func (x *Topic) GetTopicId() string {
 	return ""
 }
 
+func (x *Topic) GetPartitions() []*PartitionInfo {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// added: one partition's state.
+type PartitionInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The first offset a consumer can read.
+	LogStartOffset uint64 `protobuf:"varint,2,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// The offset the next record will get.
+	HighWatermark uint64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	// Bytes stored: local segments plus uploaded segment objects.
+	SizeBytes     uint64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionInfo) Reset() {
+	*x = PartitionInfo{}
+	mi := &file_streamhouse_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionInfo) ProtoMessage() {}
+
+func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_streamhouse_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
+func (*PartitionInfo) Descriptor() ([]byte, []int) {
+	return file_streamhouse_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PartitionInfo) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetLogStartOffset() uint64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetHighWatermark() uint64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
 type ProduceRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -527,7 +609,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_streamhouse_proto_msgTypes[9]
+	mi := &file_streamhouse_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +621,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[9]
+	mi := &file_streamhouse_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +634,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{9}
+	return file_streamhouse_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -609,7 +691,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_streamhouse_proto_msgTypes[10]
+	mi := &file_streamhouse_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +703,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[10]
+	mi := &file_streamhouse_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +716,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{10}
+	return file_streamhouse_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ProduceResponse) GetOffset() uint64 {
@@ -663,7 +745,7 @@ type ProduceBatchRequest struct {
 
 func (x *ProduceBatchRequest) Reset() {
 	*x = ProduceBatchRequest{}
-	mi := &file_streamhouse_proto_msgTypes[11]
+	mi := &file_streamhouse_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +757,7 @@ func (x *ProduceBatchRequest) String() string {
 func (*ProduceBatchRequest) ProtoMessage() {}
 
 func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[11]
+	mi := &file_streamhouse_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +770,7 @@ func (x *ProduceBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchRequest.ProtoReflect.Descriptor instead.
 func (*ProduceBatchRequest) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{11}
+	return file_streamhouse_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ProduceBatchRequest) GetTopic() string {
@@ -723,7 +805,7 @@ type ProduceBatchResponse struct {
 
 func (x *ProduceBatchResponse) Reset() {
 	*x = ProduceBatchResponse{}
-	mi := &file_streamhouse_proto_msgTypes[12]
+	mi := &file_streamhouse_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +817,7 @@ func (x *ProduceBatchResponse) String() string {
 func (*ProduceBatchResponse) ProtoMessage() {}
 
 func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[12]
+	mi := &file_streamhouse_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +830,7 @@ func (x *ProduceBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceBatchResponse.ProtoReflect.Descriptor instead.
 func (*ProduceBatchResponse) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{12}
+	return file_streamhouse_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProduceBatchResponse) GetFirstOffset() uint64 {
@@ -786,7 +868,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_streamhouse_proto_msgTypes[13]
+	mi := &file_streamhouse_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +880,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[13]
+	mi := &file_streamhouse_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +893,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{13}
+	return file_streamhouse_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Record) GetKey() []byte {
@@ -866,7 +948,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_streamhouse_proto_msgTypes[14]
+	mi := &file_streamhouse_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +960,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[14]
+	mi := &file_streamhouse_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +973,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{14}
+	return file_streamhouse_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConsumeRequest) GetTopic() string {
@@ -960,7 +1042,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_streamhouse_proto_msgTypes[15]
+	mi := &file_streamhouse_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1054,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[15]
+	mi := &file_streamhouse_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1067,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{15}
+	return file_streamhouse_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConsumeResponse) GetRecords() []*ConsumedRecord {
@@ -1040,7 +1122,7 @@ type ConsumedRecord struct {
 
 func (x *ConsumedRecord) Reset() {
 	*x = ConsumedRecord{}
-	mi := &file_streamhouse_proto_msgTypes[16]
+	mi := &file_streamhouse_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1134,7 @@ func (x *ConsumedRecord) String() string {
 func (*ConsumedRecord) ProtoMessage() {}
 
 func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[16]
+	mi := &file_streamhouse_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1147,7 @@ func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumedRecord.ProtoReflect.Descriptor instead.
 func (*ConsumedRecord) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{16}
+	return file_streamhouse_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsumedRecord) GetOffset() uint64 {
@@ -1123,7 +1205,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_streamhouse_proto_msgTypes[17]
+	mi := &file_streamhouse_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1217,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[17]
+	mi := &file_streamhouse_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1230,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{17}
+	return file_streamhouse_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Header) GetKey() string {
@@ -1179,7 +1261,7 @@ type CommitOffsetRequest struct {
 
 func (x *CommitOffsetRequest) Reset() {
 	*x = CommitOffsetRequest{}
-	mi := &file_streamhouse_proto_msgTypes[18]
+	mi := &file_streamhouse_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1273,7 @@ func (x *CommitOffsetRequest) String() string {
 func (*CommitOffsetRequest) ProtoMessage() {}
 
 func (x *CommitOffsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[18]
+	mi := &file_streamhouse_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1286,7 @@ func (x *CommitOffsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetRequest) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{18}
+	return file_streamhouse_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommitOffsetRequest) GetConsumerGroup() string {
@@ -1251,7 +1333,7 @@ type CommitOffsetResponse struct {
 
 func (x *CommitOffsetResponse) Reset() {
 	*x = CommitOffsetResponse{}
-	mi := &file_streamhouse_proto_msgTypes[19]
+	mi := &file_streamhouse_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1345,7 @@ func (x *CommitOffsetResponse) String() string {
 func (*CommitOffsetResponse) ProtoMessage() {}
 
 func (x *CommitOffsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[19]
+	mi := &file_streamhouse_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1358,7 @@ func (x *CommitOffsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetResponse) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{19}
+	return file_streamhouse_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommitOffsetResponse) GetSuccess() bool {
@@ -1297,7 +1379,7 @@ type GetOffsetRequest struct {
 
 func (x *GetOffsetRequest) Reset() {
 	*x = GetOffsetRequest{}
-	mi := &file_streamhouse_proto_msgTypes[20]
+	mi := &file_streamhouse_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1391,7 @@ func (x *GetOffsetRequest) String() string {
 func (*GetOffsetRequest) ProtoMessage() {}
 
 func (x *GetOffsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[20]
+	mi := &file_streamhouse_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1404,7 @@ func (x *GetOffsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOffsetRequest.ProtoReflect.Descriptor instead.
 func (*GetOffsetRequest) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{20}
+	return file_streamhouse_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetOffsetRequest) GetConsumerGroup() string {
@@ -1356,7 +1438,7 @@ type GetOffsetResponse struct {
 
 func (x *GetOffsetResponse) Reset() {
 	*x = GetOffsetResponse{}
-	mi := &file_streamhouse_proto_msgTypes[21]
+	mi := &file_streamhouse_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1450,7 @@ func (x *GetOffsetResponse) String() string {
 func (*GetOffsetResponse) ProtoMessage() {}
 
 func (x *GetOffsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_streamhouse_proto_msgTypes[21]
+	mi := &file_streamhouse_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1463,7 @@ func (x *GetOffsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOffsetResponse.ProtoReflect.Descriptor instead.
 func (*GetOffsetResponse) Descriptor() ([]byte, []int) {
-	return file_streamhouse_proto_rawDescGZIP(), []int{21}
+	return file_streamhouse_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetOffsetResponse) GetOffset() uint64 {
@@ -1425,7 +1507,7 @@ const file_streamhouse_proto_rawDesc = "" +
 	"\x12DeleteTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"/\n" +
 	"\x13DeleteTopicResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess\"\xaa\x02\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\"\xe6\x02\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
 	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x12&\n" +
@@ -1433,11 +1515,20 @@ const file_streamhouse_proto_rawDesc = "" +
 	"\x06config\x18\x04 \x03(\v2\x1e.streamhouse.Topic.ConfigEntryR\x06config\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x05 \x01(\x04R\tcreatedAt\x12\x19\n" +
-	"\btopic_id\x18\x06 \x01(\tR\atopicId\x1a9\n" +
+	"\btopic_id\x18\x06 \x01(\tR\atopicId\x12:\n" +
+	"\n" +
+	"partitions\x18\a \x03(\v2\x1a.streamhouse.PartitionInfoR\n" +
+	"partitions\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
-	"\r_retention_ms\"\x8a\x02\n" +
+	"\r_retention_ms\"\x9d\x01\n" +
+	"\rPartitionInfo\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12(\n" +
+	"\x10log_start_offset\x18\x02 \x01(\x04R\x0elogStartOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x04R\rhighWatermark\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x04R\tsizeBytes\"\x8a\x02\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x10\n" +
@@ -1540,7 +1631,7 @@ func file_streamhouse_proto_rawDescGZIP() []byte {
 	return file_streamhouse_proto_rawDescData
 }
 
-var file_streamhouse_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_streamhouse_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_streamhouse_proto_goTypes = []any{
 	(*CreateTopicRequest)(nil),   // 0: streamhouse.CreateTopicRequest
 	(*CreateTopicResponse)(nil),  // 1: streamhouse.CreateTopicResponse
@@ -1551,59 +1642,61 @@ var file_streamhouse_proto_goTypes = []any{
 	(*DeleteTopicRequest)(nil),   // 6: streamhouse.DeleteTopicRequest
 	(*DeleteTopicResponse)(nil),  // 7: streamhouse.DeleteTopicResponse
 	(*Topic)(nil),                // 8: streamhouse.Topic
-	(*ProduceRequest)(nil),       // 9: streamhouse.ProduceRequest
-	(*ProduceResponse)(nil),      // 10: streamhouse.ProduceResponse
-	(*ProduceBatchRequest)(nil),  // 11: streamhouse.ProduceBatchRequest
-	(*ProduceBatchResponse)(nil), // 12: streamhouse.ProduceBatchResponse
-	(*Record)(nil),               // 13: streamhouse.Record
-	(*ConsumeRequest)(nil),       // 14: streamhouse.ConsumeRequest
-	(*ConsumeResponse)(nil),      // 15: streamhouse.ConsumeResponse
-	(*ConsumedRecord)(nil),       // 16: streamhouse.ConsumedRecord
-	(*Header)(nil),               // 17: streamhouse.Header
-	(*CommitOffsetRequest)(nil),  // 18: streamhouse.CommitOffsetRequest
-	(*CommitOffsetResponse)(nil), // 19: streamhouse.CommitOffsetResponse
-	(*GetOffsetRequest)(nil),     // 20: streamhouse.GetOffsetRequest
-	(*GetOffsetResponse)(nil),    // 21: streamhouse.GetOffsetResponse
-	nil,                          // 22: streamhouse.CreateTopicRequest.ConfigEntry
-	nil,                          // 23: streamhouse.Topic.ConfigEntry
-	nil,                          // 24: streamhouse.ProduceRequest.HeadersEntry
-	nil,                          // 25: streamhouse.Record.HeadersEntry
-	nil,                          // 26: streamhouse.ConsumedRecord.HeadersEntry
+	(*PartitionInfo)(nil),        // 9: streamhouse.PartitionInfo
+	(*ProduceRequest)(nil),       // 10: streamhouse.ProduceRequest
+	(*ProduceResponse)(nil),      // 11: streamhouse.ProduceResponse
+	(*ProduceBatchRequest)(nil),  // 12: streamhouse.ProduceBatchRequest
+	(*ProduceBatchResponse)(nil), // 13: streamhouse.ProduceBatchResponse
+	(*Record)(nil),               // 14: streamhouse.Record
+	(*ConsumeRequest)(nil),       // 15: streamhouse.ConsumeRequest
+	(*ConsumeResponse)(nil),      // 16: streamhouse.ConsumeResponse
+	(*ConsumedRecord)(nil),       // 17: streamhouse.ConsumedRecord
+	(*Header)(nil),               // 18: streamhouse.Header
+	(*CommitOffsetRequest)(nil),  // 19: streamhouse.CommitOffsetRequest
+	(*CommitOffsetResponse)(nil), // 20: streamhouse.CommitOffsetResponse
+	(*GetOffsetRequest)(nil),     // 21: streamhouse.GetOffsetRequest
+	(*GetOffsetResponse)(nil),    // 22: streamhouse.GetOffsetResponse
+	nil,                          // 23: streamhouse.CreateTopicRequest.ConfigEntry
+	nil,                          // 24: streamhouse.Topic.ConfigEntry
+	nil,                          // 25: streamhouse.ProduceRequest.HeadersEntry
+	nil,                          // 26: streamhouse.Record.HeadersEntry
+	nil,                          // 27: streamhouse.ConsumedRecord.HeadersEntry
 }
 var file_streamhouse_proto_depIdxs = []int32{
-	22, // 0: streamhouse.CreateTopicRequest.config:type_name -> streamhouse.CreateTopicRequest.ConfigEntry
+	23, // 0: streamhouse.CreateTopicRequest.config:type_name -> streamhouse.CreateTopicRequest.ConfigEntry
 	8,  // 1: streamhouse.GetTopicResponse.topic:type_name -> streamhouse.Topic
 	8,  // 2: streamhouse.ListTopicsResponse.topics:type_name -> streamhouse.Topic
-	23, // 3: streamhouse.Topic.config:type_name -> streamhouse.Topic.ConfigEntry
-	24, // 4: streamhouse.ProduceRequest.headers:type_name -> streamhouse.ProduceRequest.HeadersEntry
-	13, // 5: streamhouse.ProduceBatchRequest.records:type_name -> streamhouse.Record
-	25, // 6: streamhouse.Record.headers:type_name -> streamhouse.Record.HeadersEntry
-	16, // 7: streamhouse.ConsumeResponse.records:type_name -> streamhouse.ConsumedRecord
-	26, // 8: streamhouse.ConsumedRecord.headers:type_name -> streamhouse.ConsumedRecord.HeadersEntry
-	17, // 9: streamhouse.ConsumedRecord.header_list:type_name -> streamhouse.Header
-	0,  // 10: streamhouse.StreamHouse.CreateTopic:input_type -> streamhouse.CreateTopicRequest
-	2,  // 11: streamhouse.StreamHouse.GetTopic:input_type -> streamhouse.GetTopicRequest
-	4,  // 12: streamhouse.StreamHouse.ListTopics:input_type -> streamhouse.ListTopicsRequest
-	6,  // 13: streamhouse.StreamHouse.DeleteTopic:input_type -> streamhouse.DeleteTopicRequest
-	9,  // 14: streamhouse.StreamHouse.Produce:input_type -> streamhouse.ProduceRequest
-	11, // 15: streamhouse.StreamHouse.ProduceBatch:input_type -> streamhouse.ProduceBatchRequest
-	14, // 16: streamhouse.StreamHouse.Consume:input_type -> streamhouse.ConsumeRequest
-	18, // 17: streamhouse.StreamHouse.CommitOffset:input_type -> streamhouse.CommitOffsetRequest
-	20, // 18: streamhouse.StreamHouse.GetOffset:input_type -> streamhouse.GetOffsetRequest
-	1,  // 19: streamhouse.StreamHouse.CreateTopic:output_type -> streamhouse.CreateTopicResponse
-	3,  // 20: streamhouse.StreamHouse.GetTopic:output_type -> streamhouse.GetTopicResponse
-	5,  // 21: streamhouse.StreamHouse.ListTopics:output_type -> streamhouse.ListTopicsResponse
-	7,  // 22: streamhouse.StreamHouse.DeleteTopic:output_type -> streamhouse.DeleteTopicResponse
-	10, // 23: streamhouse.StreamHouse.Produce:output_type -> streamhouse.ProduceResponse
-	12, // 24: streamhouse.StreamHouse.ProduceBatch:output_type -> streamhouse.ProduceBatchResponse
-	15, // 25: streamhouse.StreamHouse.Consume:output_type -> streamhouse.ConsumeResponse
-	19, // 26: streamhouse.StreamHouse.CommitOffset:output_type -> streamhouse.CommitOffsetResponse
-	21, // 27: streamhouse.StreamHouse.GetOffset:output_type -> streamhouse.GetOffsetResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	24, // 3: streamhouse.Topic.config:type_name -> streamhouse.Topic.ConfigEntry
+	9,  // 4: streamhouse.Topic.partitions:type_name -> streamhouse.PartitionInfo
+	25, // 5: streamhouse.ProduceRequest.headers:type_name -> streamhouse.ProduceRequest.HeadersEntry
+	14, // 6: streamhouse.ProduceBatchRequest.records:type_name -> streamhouse.Record
+	26, // 7: streamhouse.Record.headers:type_name -> streamhouse.Record.HeadersEntry
+	17, // 8: streamhouse.ConsumeResponse.records:type_name -> streamhouse.ConsumedRecord
+	27, // 9: streamhouse.ConsumedRecord.headers:type_name -> streamhouse.ConsumedRecord.HeadersEntry
+	18, // 10: streamhouse.ConsumedRecord.header_list:type_name -> streamhouse.Header
+	0,  // 11: streamhouse.StreamHouse.CreateTopic:input_type -> streamhouse.CreateTopicRequest
+	2,  // 12: streamhouse.StreamHouse.GetTopic:input_type -> streamhouse.GetTopicRequest
+	4,  // 13: streamhouse.StreamHouse.ListTopics:input_type -> streamhouse.ListTopicsRequest
+	6,  // 14: streamhouse.StreamHouse.DeleteTopic:input_type -> streamhouse.DeleteTopicRequest
+	10, // 15: streamhouse.StreamHouse.Produce:input_type -> streamhouse.ProduceRequest
+	12, // 16: streamhouse.StreamHouse.ProduceBatch:input_type -> streamhouse.ProduceBatchRequest
+	15, // 17: streamhouse.StreamHouse.Consume:input_type -> streamhouse.ConsumeRequest
+	19, // 18: streamhouse.StreamHouse.CommitOffset:input_type -> streamhouse.CommitOffsetRequest
+	21, // 19: streamhouse.StreamHouse.GetOffset:input_type -> streamhouse.GetOffsetRequest
+	1,  // 20: streamhouse.StreamHouse.CreateTopic:output_type -> streamhouse.CreateTopicResponse
+	3,  // 21: streamhouse.StreamHouse.GetTopic:output_type -> streamhouse.GetTopicResponse
+	5,  // 22: streamhouse.StreamHouse.ListTopics:output_type -> streamhouse.ListTopicsResponse
+	7,  // 23: streamhouse.StreamHouse.DeleteTopic:output_type -> streamhouse.DeleteTopicResponse
+	11, // 24: streamhouse.StreamHouse.Produce:output_type -> streamhouse.ProduceResponse
+	13, // 25: streamhouse.StreamHouse.ProduceBatch:output_type -> streamhouse.ProduceBatchResponse
+	16, // 26: streamhouse.StreamHouse.Consume:output_type -> streamhouse.ConsumeResponse
+	20, // 27: streamhouse.StreamHouse.CommitOffset:output_type -> streamhouse.CommitOffsetResponse
+	22, // 28: streamhouse.StreamHouse.GetOffset:output_type -> streamhouse.GetOffsetResponse
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_streamhouse_proto_init() }
@@ -1613,16 +1706,16 @@ func file_streamhouse_proto_init() {
 	}
 	file_streamhouse_proto_msgTypes[0].OneofWrappers = []any{}
 	file_streamhouse_proto_msgTypes[8].OneofWrappers = []any{}
-	file_streamhouse_proto_msgTypes[14].OneofWrappers = []any{}
-	file_streamhouse_proto_msgTypes[18].OneofWrappers = []any{}
-	file_streamhouse_proto_msgTypes[21].OneofWrappers = []any{}
+	file_streamhouse_proto_msgTypes[15].OneofWrappers = []any{}
+	file_streamhouse_proto_msgTypes[19].OneofWrappers = []any{}
+	file_streamhouse_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_streamhouse_proto_rawDesc), len(file_streamhouse_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

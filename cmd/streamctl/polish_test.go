@@ -80,10 +80,10 @@ func TestTopicGetOffsets(t *testing.T) {
 	ok(t, e.Addr, "a\nb\nc\n", "produce", "t", "-p", "2", "--stdin")
 	out := ok(t, e.Addr, "", "topic", "get", "t")
 	wantContains(t, out, "Config:      (broker defaults)\n\n"+
-		"PARTITION  START-OFFSET  END-OFFSET\n"+
-		"0          0             0\n"+
-		"1          0             0\n"+
-		"2          0             3\n")
+		"PARTITION  START-OFFSET  END-OFFSET  SIZE\n"+
+		"0          0             0           0\n"+
+		"1          0             0           0\n"+
+		"2          0             3           ")
 
 	ok(t, e.Addr, "", "topic", "create", "short", "-c", "segment.bytes=1024", "-c", "retention.bytes=0")
 	var in strings.Builder
@@ -107,6 +107,9 @@ func TestTopicGetOffsets(t *testing.T) {
 	// Retention may move the start on between Offsets and the command.
 	if len(got.Parts) != 1 || got.Parts[0].LogStartOffset < uint64(start) || got.Parts[0].HighWatermark != 200 {
 		t.Fatalf("partition offsets %+v, want start >= %d and end 200", got.Parts, start)
+	}
+	if size := uint64(p.StoredBytes()); got.Parts[0].SizeBytes == 0 || got.Parts[0].SizeBytes < size/2 || got.Parts[0].SizeBytes > size*2 {
+		t.Fatalf("partition size %d, the log stores %d", got.Parts[0].SizeBytes, size)
 	}
 }
 

@@ -49,8 +49,7 @@ Describe a topic: ID, partitions, retention, creation time and configs,
 then each partition's start offset (the earliest still in the log) and
 end offset (the high watermark: the offset the next record gets); their
 difference counts the records kept unless compaction or transactions left
-gaps. Partition sizes in bytes are not shown: the gRPC API does not report
-them yet.
+gaps), and its size in bytes (local segments plus uploaded objects).
 
   -s, --server ADDR, -o, --output text|json, --timeout D   as for streamctl
 `
@@ -161,10 +160,7 @@ func (a *app) topicGet(ctx context.Context, args []string) error {
 		return err
 	}
 	t := res.GetTopic()
-	parts, err := partitionOffsets(ctx, a, c, t)
-	if err != nil {
-		return err
-	}
+	parts := partitionOffsets(t)
 	if a.json() {
 		obj := topicJSON(t)
 		obj["partition_offsets"] = parts
@@ -185,9 +181,9 @@ func (a *app) topicGet(ctx context.Context, args []string) error {
 	}
 	a.printf("\n")
 	w := tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "PARTITION\tSTART-OFFSET\tEND-OFFSET")
+	fmt.Fprintln(w, "PARTITION\tSTART-OFFSET\tEND-OFFSET\tSIZE")
 	for _, p := range parts {
-		fmt.Fprintf(w, "%d\t%d\t%d\n", p.Partition, p.LogStartOffset, p.HighWatermark)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\n", p.Partition, p.LogStartOffset, p.HighWatermark, p.SizeBytes)
 	}
 	return w.Flush()
 }
