@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,17 @@ type Manager struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// raCtx is the parent of every prefetch's context (readahead.go);
+	// Close cancels it. raMu guards raClosed; raWG counts the prefetch
+	// goroutines, which Close waits for.
+	raCtx    context.Context
+	raCancel context.CancelFunc
+	raMu     sync.Mutex
+	raClosed bool
+	raWG     sync.WaitGroup
+	// raStarted counts the prefetches started (for tests).
+	raStarted atomic.Int64
 }
 
 // topicState is an open topic: its meta row and its partitions.
@@ -89,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Manager, error) {
 		topics: make(map[string]*topicState), deleting: make(map[string]bool), upWake: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	m.cache = newSegmentCache(cfg.CacheBytes, m.metrics)
+	m.raCtx, m.raCancel = context.WithCancel(context.Background())
 	_, realFS := cfg.fs.(osFS)
 	m.room = newRoom(cfg.Dir, cfg.MaxUploadBacklog, realFS, m.logger)
 	if _, real := cfg.fs.(osFS); !real && cfg.SyncScope == SyncFilesystem && cfg.syncfs != nil {
@@ -240,7 +253,9 @@ func (m *Manager) CreateTopic(ctx context.Context, name string, partitions int32
 	return t, nil
 }
 
-// checkCreatable refuses a name whose topic is being deleted.
+// checkCreatable refuses a name whose topic is being deleted, and, as
+// Kafka does, a name that differs from an existing topic's only by '.'
+// against '_' (their metric names would be the same).
 func (m *Manager) checkCreatable(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -249,6 +264,12 @@ func (m *Manager) checkCreatable(name string) error {
 	}
 	if m.deleting[name] {
 		return fmt.Errorf("%w: topic %s is marked for deletion", ErrTopicExists, name)
+	}
+	norm := strings.ReplaceAll(name, ".", "_")
+	for other := range m.topics {
+		if other != name && strings.ReplaceAll(other, ".", "_") == norm {
+			return fmt.Errorf("%w: Topic '%s' collides with existing topic: %s", ErrInvalidTopic, name, other)
+		}
 	}
 	return nil
 }
@@ -473,6 +494,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.stopReadAhead()
 	close(m.stop)
 	m.wg.Wait()
 	err := m.closePartitions()
@@ -483,6 +505,31 @@ func (m *Manager) Close() error {
 		err = lerr
 	}
 	return err
+}
+
+// goReadAhead runs f in a prefetch goroutine owned by the Manager; false
+// when the Manager is closing.
+func (m *Manager) goReadAhead(f func()) bool {
+	m.raMu.Lock()
+	defer m.raMu.Unlock()
+	if m.raClosed {
+		return false
+	}
+	m.raWG.Add(1)
+	go func() {
+		defer m.raWG.Done()
+		f()
+	}()
+	return true
+}
+
+// stopReadAhead cancels every prefetch and waits for their goroutines.
+func (m *Manager) stopReadAhead() {
+	m.raMu.Lock()
+	m.raClosed = true
+	m.raMu.Unlock()
+	m.raCancel()
+	m.raWG.Wait()
 }
 
 func (m *Manager) closePartitions() error {
