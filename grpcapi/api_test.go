@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/streamhouse/streamhouse/grpcapi"
 	"github.com/streamhouse/streamhouse/grpcapi/grpcapitest"
@@ -630,5 +632,23 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 	produceBatch(t, e, topic, 0, 3, "v")
 	if got := consumeAll(t, e, topic, 0, 0); len(got) != 4 || string(got[0].GetKey()) != "a" || string(got[3].GetKey()) != "k2" {
 		t.Fatalf("consumed %v", got)
+	}
+}
+
+// A topic whose min.insync.replicas is above the one replica a partition
+// has refuses every gRPC produce (each is acks=all) and writes nothing.
+func TestProduceMinInsyncReplicas(t *testing.T) {
+	e := grpcapitest.Start(t, grpcapitest.Options{})
+	createTopic(t, e, "two", 1, map[string]string{"min.insync.replicas": "2"})
+	_, err := e.Client.Produce(ctx(t), &pb.ProduceRequest{Topic: "two", Key: []byte("k"), Value: []byte("v")})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "min.isr requirement of 2") {
+		t.Fatalf("produce: %v, want FailedPrecondition", err)
+	}
+	p, err := e.Log.Partition("two", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, hwm := p.Offsets(); hwm != 0 {
+		t.Fatalf("refused produce moved the high watermark to %d", hwm)
 	}
 }

@@ -78,6 +78,9 @@ func (s *Server) toStatus(method, topic string, err error) error {
 		return invalidf("Invalid argument: %s", detail(err, meta.ErrInvalid))
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return status.Error(codes.OutOfRange, detail(err, log.ErrOffsetOutOfRange))
+	case errors.Is(err, log.ErrNotEnoughReplicas):
+		return status.Errorf(codes.FailedPrecondition, "%s; nothing was written (lower the topic's min.insync.replicas to 1)",
+			detail(err, log.ErrNotEnoughReplicas))
 	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrUploadBacklog):
 		// Nothing was written; the call may be retried once space is
 		// freed or uploads catch up.

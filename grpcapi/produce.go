@@ -92,6 +92,9 @@ func (s *Server) append(ctx context.Context, method, topic string, idx uint32, r
 	if err != nil {
 		return log.AppendResult{}, s.toStatus(method, topic, err)
 	}
+	if err := p.CheckInsync(); err != nil {
+		return log.AppendResult{}, s.toStatus(method, topic, err)
+	}
 	res, err := p.Append(ctx, data, log.AppendOptions{Sync: true})
 	if err != nil {
 		return log.AppendResult{}, s.toStatus(method, topic, err)

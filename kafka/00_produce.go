@@ -143,6 +143,13 @@ func (s *Server) runProduce(ctx context.Context, r *request, jobs []produceJob, 
 		waits = make([]func() error, len(jobs))
 	}
 	for i, j := range jobs {
+		if acks == -1 {
+			if err := j.part.CheckInsync(); err != nil {
+				s.setProduceError(j.out, err, version)
+				failed = true
+				continue
+			}
+		}
 		res, err := j.part.Append(ctx, j.records, log.AppendOptions{Sync: durable, DeferSync: durable})
 		if err != nil {
 			s.setProduceError(j.out, err, version)

@@ -51,7 +51,7 @@ var topicConfigInfos = map[string]topicConfigInfo{
 	log.ConfigTimestampType: {kmsg.ConfigTypeString, "log.message.timestamp.type",
 		"CreateTime keeps producer timestamps; LogAppendTime stamps each batch with the broker's time."},
 	log.ConfigMinInsyncReplica: {kmsg.ConfigTypeInt, "min.insync.replicas",
-		"Always 1: this broker is the only replica."},
+		"The replicas that must have an acks=all write; a partition has one replica here, so above 1 acks=all produce fails with NOT_ENOUGH_REPLICAS."},
 	log.ConfigCompressionType: {kmsg.ConfigTypeString, "compression.type",
 		"Always producer: batches are stored with the producer's codec, untouched."},
 	log.ConfigMinCleanableDirtyRatio: {kmsg.ConfigTypeDouble, "log.cleaner.min.cleanable.ratio",

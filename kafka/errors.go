@@ -27,6 +27,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, log.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, log.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, log.ErrOutOfOrderSequence):

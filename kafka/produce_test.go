@@ -258,3 +258,30 @@ func TestProduceKeylessToCompactedTopic(t *testing.T) {
 		t.Fatalf("consumed %q=%q", got[0].Key, got[0].Value)
 	}
 }
+
+// A topic asking for two in-sync replicas cannot take an acks=all produce
+// on a broker with one replica: NOT_ENOUGH_REPLICAS, nothing written, as
+// Kafka answers for a one-replica topic; acks=1 is unaffected.
+func TestProduceMinInsyncReplicas(t *testing.T) {
+	b := newTestBroker(t, nil)
+	b.createTopic("two", 1, map[string]string{log.ConfigMinInsyncReplica: "2"})
+	batch, err := log.EncodeBatch([]log.Record{{Key: []byte("k"), Value: []byte("v")}}, log.CodecNone, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.raw()
+	req := produceOne("two", 0, append([]byte(nil), batch...))
+	req.Version = 9
+	sp := producePart(t, c.roundTrip(9, req))
+	if sp.ErrorCode != kerr.NotEnoughReplicas.Code || sp.ErrorMessage == nil || !strings.Contains(*sp.ErrorMessage, "min.isr requirement of 2") {
+		t.Fatalf("acks=all: code %d message %v, want NOT_ENOUGH_REPLICAS", sp.ErrorCode, sp.ErrorMessage)
+	}
+	if _, hwm := mustPartition(t, b, "two", 0).Offsets(); hwm != 0 {
+		t.Fatalf("a refused produce moved the high watermark to %d", hwm)
+	}
+	req = produceOne("two", 0, append([]byte(nil), batch...))
+	req.Version, req.Acks = 9, 1
+	if sp := producePart(t, c.roundTrip(10, req)); sp.ErrorCode != 0 || sp.BaseOffset != 0 {
+		t.Fatalf("acks=1: code %d base %d", sp.ErrorCode, sp.BaseOffset)
+	}
+}

@@ -34,4 +34,9 @@ var (
 	// slow). Nothing was written; the append may be retried once uploads
 	// catch up.
 	ErrUploadBacklog = errors.New("log: too many bytes waiting for upload to the object store")
+	// ErrNotEnoughReplicas means an append that must reach every in-sync
+	// replica (Kafka's acks=all, every gRPC produce) was refused because
+	// the topic's min.insync.replicas exceeds the one replica a partition
+	// has here. Nothing was written.
+	ErrNotEnoughReplicas = errors.New("log: not enough in-sync replicas")
 )

@@ -66,6 +66,9 @@ type Partition struct {
 	// run holds it throughout, retention takes it or skips a round. Taken
 	// before mu.
 	cleanMu sync.Mutex
+
+	// ra is the read-ahead of remote segments (readahead.go).
+	ra readAhead
 }
 
 // AppendOptions tune one append.
@@ -105,6 +108,21 @@ func (p *Partition) TopicID() string { return p.topicID }
 
 // Index returns the partition number.
 func (p *Partition) Index() int32 { return p.index }
+
+// CheckInsync returns ErrNotEnoughReplicas when the topic's
+// min.insync.replicas is above 1: a partition here has one replica, its
+// leader, so an append that must reach min.insync.replicas of them
+// (acks=all) cannot, as Kafka answers for a one-replica topic.
+func (p *Partition) CheckInsync() error {
+	p.mu.Lock()
+	n := p.settings.minInsync
+	p.mu.Unlock()
+	if n <= 1 {
+		return nil
+	}
+	return fmt.Errorf("%w: the size of the current ISR [0] is insufficient to satisfy the min.isr requirement of %d for partition %s-%d",
+		ErrNotEnoughReplicas, n, p.topic, p.index)
+}
 
 // Offsets returns the log start offset and the high watermark.
 func (p *Partition) Offsets() (logStart, highWatermark int64) {
@@ -496,6 +514,7 @@ func (p *Partition) close() error {
 	mark := p.written
 	segs := append([]*segment(nil), p.segs...)
 	p.mu.Unlock()
+	p.ra.dropAll(p.m.cache)
 
 	err := p.syncTo(mark)
 	p.fileMu.Lock()

@@ -84,7 +84,7 @@ var topicConfigSpecs = map[string]configSpec{
 	ConfigMaxMessageBytes:  {strconv.Itoa(DefaultMaxMessageBytes), intRange(0, 1<<30)},
 	ConfigCleanupPolicy:    {CleanupDelete, checkCleanupPolicy},
 	ConfigTimestampType:    {"CreateTime", oneOf("CreateTime", "LogAppendTime")},
-	ConfigMinInsyncReplica: {"1", oneOf("1")},
+	ConfigMinInsyncReplica: {"1", intRange(1, math.MaxInt32)},
 	ConfigCompressionType:  {"producer", oneOf("producer")},
 
 	ConfigMinCleanableDirtyRatio: {strconv.FormatFloat(DefaultMinCleanableRatio, 'g', -1, 64), checkRatio},
@@ -203,6 +203,7 @@ type topicSettings struct {
 	segmentAge      time.Duration
 	maxMessageBytes int64
 	logAppendTime   bool
+	minInsync       int64
 
 	// Compaction (compact.go). deletePolicy is retention by time and
 	// size; compact keeps the latest record per key.
@@ -223,6 +224,7 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 		segmentBytes:    cfg.SegmentBytes,
 		segmentAge:      cfg.SegmentAge,
 		maxMessageBytes: DefaultMaxMessageBytes,
+		minInsync:       1,
 
 		deletePolicy:      true,
 		minCleanableRatio: cfg.Cleaner.MinCleanableRatio,
@@ -241,6 +243,7 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 	num(ConfigRetentionBytes, &s.retentionBytes)
 	num(ConfigSegmentBytes, &s.segmentBytes)
 	num(ConfigMaxMessageBytes, &s.maxMessageBytes)
+	num(ConfigMinInsyncReplica, &s.minInsync)
 	if v, ok := configs[ConfigSegmentMs]; ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			s.segmentAge = time.Duration(n) * time.Millisecond
