@@ -4,7 +4,8 @@
 # prints each step and how long it took. Everything downloaded goes to
 #   $COMPAT_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/streamhouse-compat)
 # which persists between runs on the same machine:
-#   kafka-4.4.0/   jars: Apache Kafka 4.4.0 broker, CLI tools and kafka-clients
+#   kafka-4.4.0/   jars: Apache Kafka 4.4.0 broker, CLI tools, kafka-clients,
+#                  kafka-streams and connect-runtime (java/pom.xml)
 #   m2/            Maven's local repository for that download
 # and inside compat-tests/ (git-ignored): .venv (Python clients), js/node_modules (kafkajs).
 # kcat comes from Debian (apt-get). Go clients come through go.mod (Go module cache).
@@ -64,15 +65,18 @@ npm_kafkajs() {
 }
 
 maven_kafka() {
-	local jars="$cache/kafka-$KAFKA_VERSION"
-	if [ -f "$jars/.complete" ]; then
+	# .complete holds the checksum of the pom.xml the jars were copied for,
+	# so that adding an artifact there fetches again.
+	local jars="$cache/kafka-$KAFKA_VERSION" pom
+	pom=$(sha256sum "$here/java/pom.xml" | cut -d' ' -f1)
+	if [ -f "$jars/.complete" ] && [ "$(cat "$jars/.complete")" = "$pom" ]; then
 		echo "jars present: $jars ($(ls "$jars" | wc -l) files)"
 		return
 	fi
 	rm -rf "$jars.tmp"
 	(cd "$here/java" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$cache/m2" dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory="$jars.tmp")
-	touch "$jars.tmp/.complete"
+	echo "$pom" >"$jars.tmp/.complete"
 	rm -rf "$jars" && mv "$jars.tmp" "$jars"
 	echo "copied $(ls "$jars" | wc -l) jars into $jars"
 }

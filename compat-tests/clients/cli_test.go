@@ -3,7 +3,9 @@ package clients
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ const (
 	consoleConsumer = "org.apache.kafka.tools.consumer.ConsoleConsumer"            // kafka-console-consumer.sh
 	perfTest        = "org.apache.kafka.tools.ProducerPerformance"                 // kafka-producer-perf-test.sh
 	groupCommand    = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand" // kafka-consumer-groups.sh
+	configCommand   = "org.apache.kafka.tools.ConfigCommand"                       // kafka-configs.sh
 	cliTimeout      = 2 * time.Minute
 )
 
@@ -66,6 +69,146 @@ func TestKafkaTopicsDescribeCLI(t *testing.T) {
 			t.Errorf("--describe printed %q, want partition %d with a leader", out, p)
 		}
 	}
+}
+
+// TestKafkaConfigsCompactedCLI: kafka-topics --create of a compacted topic
+// with compaction configs (--config), then --describe after each change:
+// kafka-configs --alter --add-config 'cleanup.policy=[compact,delete]' (a
+// list value), --alter --delete-config min.compaction.lag.ms (back to its
+// default), and an invalid --add-config, which must fail and change nothing.
+// kafka-configs --describe must list exactly the topic's overrides. Of the
+// cleanup and compaction configs, kafka-topics --describe (which prints the
+// configs not reported as defaults) must list exactly the overrides too;
+// others may be there (Apache Kafka's KRaft sets min.insync.replicas for the
+// cluster). kafka-configs --describe --all must show Kafka's defaults for
+// those not overridden: max.compaction.lag.ms, and min.compaction.lag.ms
+// once its override is deleted.
+func TestKafkaConfigsCompactedCLI(t *testing.T) {
+	b := harness.Start(t)
+	topic := harness.Topic(t)
+	bs := []string{"--bootstrap-server", b.Bootstrap()}
+	entity := slices.Concat(bs, []string{"--entity-type", "topics", "--entity-name", topic})
+	want := map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "60000",
+		"min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "5000"}
+	create := slices.Concat(bs, []string{"--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1"})
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		create = append(create, "--config", k+"="+want[k])
+	}
+	if out := harness.Java(t, cliTimeout, "", nil, topicCommand, create...); !strings.Contains(out, "Created topic "+topic) {
+		t.Errorf("create said %q", out)
+	}
+	harness.WaitTopic(t, b, topic, 1)
+	describe := func(step string) {
+		t.Helper()
+		out := harness.Java(t, cliTimeout, "", nil, topicCommand, slices.Concat(bs, []string{"--describe", "--topic", topic})...)
+		printed := parseTopicsConfigs(t, out)
+		if got := filterKeys(printed, compactionConfigs); !maps.Equal(got, want) {
+			t.Errorf("%s: kafka-topics --describe printed cleanup and compaction configs %v, want %v:\n%s", step, got, want, out)
+		}
+		if others := filterKeys(printed, func(k string) bool { return !compactionConfigs(k) }); len(others) > 0 {
+			t.Logf("%s: kafka-topics --describe also printed %v", step, others)
+		}
+		out = harness.Java(t, cliTimeout, "", nil, configCommand, slices.Concat(entity, []string{"--describe"})...)
+		if got := parseConfigsDescribe(out); !maps.Equal(got, want) {
+			t.Errorf("%s: kafka-configs --describe printed %v, want %v:\n%s", step, got, want, out)
+		}
+	}
+	describe("after --create")
+
+	alter := func(args ...string) {
+		t.Helper()
+		out := harness.Java(t, cliTimeout, "", nil, configCommand, slices.Concat(entity, []string{"--alter"}, args)...)
+		if !strings.Contains(out, "Completed updating config for topic "+topic) {
+			t.Errorf("kafka-configs --alter %v said %q", args, out)
+		}
+	}
+	alter("--add-config", "cleanup.policy=[compact,delete]")
+	want["cleanup.policy"] = "compact,delete"
+	describe("after --add-config cleanup.policy=[compact,delete]")
+
+	alter("--delete-config", "min.compaction.lag.ms")
+	delete(want, "min.compaction.lag.ms")
+	describe("after --delete-config min.compaction.lag.ms")
+	out := harness.Java(t, cliTimeout, "", nil, configCommand, slices.Concat(entity, []string{"--describe", "--all"})...)
+	all := parseConfigsDescribe(out)
+	for k, v := range map[string]string{"min.compaction.lag.ms": "0", "max.compaction.lag.ms": "9223372036854775807"} {
+		if all[k] != v {
+			t.Errorf("kafka-configs --describe --all: %s=%q, want Kafka's default %s", k, all[k], v)
+		}
+	}
+
+	stdout, stderr, err := harness.JavaErr(t, cliTimeout, "", nil, configCommand,
+		slices.Concat(entity, []string{"--alter", "--add-config", "cleanup.policy=bogus"})...)
+	if err == nil || !strings.Contains(stderr, "InvalidConfigurationException") {
+		t.Errorf("--add-config cleanup.policy=bogus: %v; stdout %q, stderr %q; want a failure with InvalidConfigurationException", err, stdout, clipLines(stderr, 5))
+	}
+	describe("after the invalid --add-config")
+}
+
+// compactionConfigs reports whether key is cleanup.policy or one of the
+// topic configs of compaction.
+func compactionConfigs(key string) bool {
+	switch key {
+	case "cleanup.policy", "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "max.compaction.lag.ms",
+		"delete.retention.ms":
+		return true
+	}
+	return false
+}
+
+// filterKeys returns the entries of m whose keys keep accepts.
+func filterKeys(m map[string]string, keep func(string) bool) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if keep(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// parseTopicsConfigs parses the "Configs:" field of kafka-topics --describe's
+// topic line: key=value pairs separated by commas, where a list value
+// (cleanup.policy=compact,delete) has commas too.
+func parseTopicsConfigs(t *testing.T, out string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		_, cfgs, ok := strings.Cut(line, "Configs:")
+		if !ok || strings.Contains(line, "Partition: ") {
+			continue
+		}
+		last := ""
+		for _, kv := range strings.Split(strings.TrimSpace(cfgs), ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				got[k], last = v, k
+			} else if last != "" {
+				got[last] += "," + kv
+			}
+		}
+		return got
+	}
+	t.Fatalf("kafka-topics --describe printed no Configs: field:\n%s", out)
+	return nil
+}
+
+// parseConfigsDescribe parses kafka-configs --describe: lines
+// "  key=value sensitive=false synonyms={...}".
+func parseConfigsDescribe(out string) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		kv, _, ok := strings.Cut(strings.TrimSpace(line), " sensitive=")
+		if k, v, ok2 := strings.Cut(kv, "="); ok && ok2 {
+			got[k] = v
+		}
+	}
+	return got
+}
+
+// clipLines keeps the first n lines of s.
+func clipLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
 func containsLine(out, line string) bool {

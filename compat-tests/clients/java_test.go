@@ -2,8 +2,11 @@ package clients
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,44 +14,81 @@ import (
 	"github.com/streamhouse/streamhouse/compat-tests/harness"
 )
 
-// javaClasses holds ../java/src/Compat.java compiled once per test binary.
+// javaClasses holds every source under ../java/src (Compat, WordCount, the
+// compat.Seq* connectors and their ServiceLoader manifests) compiled once
+// per test binary.
 var javaClasses struct {
 	once sync.Once
 	dir  string
 	err  error
 }
 
-// javaCompat runs the Compat program (kafka-clients 4.4.0) and returns its
-// records and events.
-func javaCompat(t *testing.T, stdin string, args ...string) ([]harness.Record, []map[string]any) {
+// javaClassDir compiles ../java/src once (against Kafka 4.4.0's jars) and
+// returns the directory of the classes, for the classpath.
+func javaClassDir(t *testing.T) string {
 	t.Helper()
 	javaClasses.once.Do(func() {
-		mod, err := harness.ModuleDir()
-		if err != nil {
-			javaClasses.err = err
-			return
-		}
-		jars, err := harness.KafkaJars()
-		if err != nil {
-			javaClasses.err = err
-			return
-		}
-		dir, err := harness.TempDir("compat-java-")
-		if err != nil {
-			javaClasses.err = err
-			return
-		}
-		_, stderr, err := harness.RunErr(2*time.Minute, "", mod, "javac", "-nowarn", "-d", dir,
-			"-cp", filepath.Join(jars, "*"), filepath.Join("java", "src", "Compat.java"))
-		if err != nil {
-			javaClasses.err = fmt.Errorf("javac Compat.java: %v\n%s", err, stderr)
-		}
-		javaClasses.dir = dir
+		javaClasses.dir, javaClasses.err = compileJava()
 	})
 	if javaClasses.err != nil {
 		t.Fatal(javaClasses.err)
 	}
-	out := harness.Java(t, 2*time.Minute, stdin, []string{javaClasses.dir}, "Compat", args...)
+	return javaClasses.dir
+}
+
+func compileJava() (string, error) {
+	mod, err := harness.ModuleDir()
+	if err != nil {
+		return "", err
+	}
+	jars, err := harness.KafkaJars()
+	if err != nil {
+		return "", err
+	}
+	dir, err := harness.TempDir("compat-java-")
+	if err != nil {
+		return "", err
+	}
+	// Sources go to javac; other files (META-INF/services, for Connect's
+	// plugin discovery) are copied beside the classes.
+	root := filepath.Join(mod, "java", "src")
+	var srcs []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(p, ".java") {
+			srcs = append(srcs, p)
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"-nowarn", "-d", dir, "-cp", filepath.Join(jars, "*")}, srcs...)
+	if _, stderr, err := harness.RunErr(2*time.Minute, "", mod, "javac", args...); err != nil {
+		return "", fmt.Errorf("javac %s: %v\n%s", strings.Join(srcs, " "), err, stderr)
+	}
+	return dir, nil
+}
+
+// javaCompat runs the Compat program (kafka-clients 4.4.0) and returns its
+// records and events.
+func javaCompat(t *testing.T, stdin string, args ...string) ([]harness.Record, []map[string]any) {
+	t.Helper()
+	out := harness.Java(t, 2*time.Minute, stdin, []string{javaClassDir(t)}, "Compat", args...)
 	return harness.ParseJSONLines(t, out)
 }
 

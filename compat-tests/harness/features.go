@@ -38,6 +38,9 @@ var Requirements = map[string][]Feature{
 	"TestConsumerGroupsDescribeCLI": {ConsumerGroups},
 	"TestKafkaTopicsDescribeCLI":    {DescribeConfigs},
 	"TestSaramaListTopics":          {DescribeConfigs},
+	"TestKafkaConfigsCompactedCLI":  {DescribeConfigs},
+	"TestStreamsWordCountRestore":   {ConsumerGroups, DescribeConfigs},
+	"TestConnectDistributedRestart": {ConsumerGroups, DescribeConfigs},
 }
 
 // SkipUnsupported skips t when kind lacks a feature Requirements lists for

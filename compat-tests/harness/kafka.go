@@ -21,6 +21,8 @@ type kafkaBroker struct {
 // kafkaProps is server.properties for a single-node KRaft cluster on
 // loopback. Internal topics get one partition and replica so that groups and
 // transactions are ready in a second rather than after creating 50 partitions.
+// The log cleaner looks for work every second (15 s by default), so that the
+// compacted topics of the Streams and Connect tests get compacted while they run.
 const kafkaProps = `process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
@@ -41,6 +43,7 @@ transaction.state.log.num.partitions=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+log.cleaner.backoff.ms=1000
 `
 
 // StartKafka formats a KRaft storage dir under dir with a generated cluster

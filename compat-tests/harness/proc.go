@@ -24,11 +24,20 @@ type process struct {
 
 // startProcess starts cmd with stdout and stderr going to logPath.
 func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
+	return startProcessOut(cmd, logPath, nil)
+}
+
+// startProcessOut starts cmd with stderr going to logPath, and stdout too
+// unless stdout is not nil.
+func startProcessOut(cmd *exec.Cmd, logPath string, stdout io.Writer) (*process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	// Its own process group, so a stop reaches the JVM's or go's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	fmt.Fprintf(os.Stderr, "harness: starting %s (log %s)\n", strings.Join(cmd.Args, " "), logPath)
@@ -59,9 +68,12 @@ func (p *process) stop(grace time.Duration) error {
 	case <-time.After(grace):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
-		return fmt.Errorf("did not stop within %v of SIGTERM; killed", grace)
+		return fmt.Errorf("did not stop within %v of SIGTERM: %w", grace, ErrKilled)
 	}
 }
+
+// ErrKilled is the error of a stop that had to SIGKILL the process.
+var ErrKilled = errors.New("killed")
 
 // running reports an error if the process has exited.
 func (p *process) running() error {
@@ -142,3 +154,7 @@ func apiVersions(addr string, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for a
+// server a test starts itself (e.g. Kafka Connect's REST listener).
+func FreePort() (int, error) { return freePort() }

@@ -71,7 +71,10 @@ func StartStreamHouse(dir string) (Broker, error) {
 		"--data-dir", filepath.Join(dir, "data"),
 		"--kafka-addr", addr,
 		"--grpc-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0")
+		"--http-addr", "127.0.0.1:0",
+		// As the harness's Kafka runs (log.cleaner.backoff.ms=1000), so
+		// compaction happens within the compacted-topic tests.
+		"--log-cleaner-backoff", "1s")
 	cmd.Env = streamhouseEnv()
 	p, err := startProcess(cmd, filepath.Join(dir, "streamhouse.log"))
 	if err != nil {

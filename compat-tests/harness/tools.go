@@ -123,6 +123,17 @@ func clip(s string) string {
 // entries) with a quiet log4j2 configuration and returns its stdout.
 func Java(t testing.TB, timeout time.Duration, stdin string, extraCP []string, mainClass string, args ...string) string {
 	t.Helper()
+	out, errOut, err := JavaErr(t, timeout, stdin, extraCP, mainClass, args...)
+	if err != nil {
+		t.Fatalf("java %s %s: %v\nstdout:\n%s\nstderr:\n%s", mainClass, strings.Join(args, " "), err, clip(out), clip(errOut))
+	}
+	return out
+}
+
+// JavaErr is Java for a run that may fail: it returns stdout, stderr and
+// the error (a non-zero exit, or the timeout).
+func JavaErr(t testing.TB, timeout time.Duration, stdin string, extraCP []string, mainClass string, args ...string) (string, string, error) {
+	t.Helper()
 	jars, err := KafkaJars()
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +145,7 @@ func Java(t testing.TB, timeout time.Duration, stdin string, extraCP []string, m
 	cp := strings.Join(append(extraCP, filepath.Join(jars, "*")), string(os.PathListSeparator))
 	jargs := append([]string{"-Xmx512m", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Dlog4j2.configurationFile=" + logCfg, "-cp", cp, mainClass}, args...)
-	return Run(t, timeout, stdin, "", "java", jargs...)
+	return RunErr(timeout, stdin, "", "java", jargs...)
 }
 
 // log4jConfig writes a log4j2 configuration logging at level to stderr.
