@@ -2,8 +2,9 @@
 // RecordBatch v2 bytes kept verbatim, append (validate, assign offsets,
 // write, fsync per policy), read (raw batches for Kafka fetches, decoded
 // records for the gRPC front), a sparse offset and time index per segment,
-// the LRU cache of sealed segments, recovery after a crash, roll and
-// upload of sealed segments to the object store, retention, and
+// the LRU cache of sealed segments and the read-ahead of sequential
+// reads from the object store (readahead.go), recovery after a crash,
+// roll and upload of sealed segments to the object store, retention, and
 // compaction (cleanup.policy=compact, compact.go).
 //
 // # Record batches

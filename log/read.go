@@ -110,7 +110,7 @@ func (p *Partition) readPlanned(ctx context.Context, plan readPlan, offset int64
 		plan.objSize = plan.seg.size
 		p.mu.Unlock()
 	}
-	data, err := p.m.readSealed(ctx, plan.seg.key, plan.objSize, offset, maxBytes)
+	data, err := p.readRemote(ctx, plan.seg, plan.objSize, offset, maxBytes)
 	return data, nil, err
 }
 
@@ -267,25 +267,14 @@ func wholeBatchesLen(b []byte) int {
 
 // loadSealed returns a sealed segment from the cache, reading the object
 // store on a miss.
-// readSealed reads from the sealed segment object key of size bytes: from
-// the cache when it holds the segment, in windows when the segment is
-// large next to the cache (window.go), else by loading it whole.
-func (m *Manager) readSealed(ctx context.Context, key string, size, offset int64, maxBytes int) ([]byte, error) {
-	if s, ok := m.cache.cached(key); ok {
-		return s.read(offset, maxBytes)
-	}
-	if m.cache.windowed(size) {
-		return m.readWindow(ctx, key, size, offset, maxBytes)
-	}
-	s, err := m.loadSealed(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return s.read(offset, maxBytes)
+func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, error) {
+	return m.cache.get(ctx, key, m.sealedLoader(key))
 }
 
-func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, error) {
-	return m.cache.get(ctx, key, func(ctx context.Context) (*sealedSegment, int64, error) {
+// sealedLoader returns the cache loader of loadSealed: the whole object,
+// every batch checked.
+func (m *Manager) sealedLoader(key string) func(context.Context) (*sealedSegment, int64, error) {
+	return func(ctx context.Context) (*sealedSegment, int64, error) {
 		data, err := m.cfg.Objects.Get(ctx, key)
 		if errors.Is(err, objstore.ErrNotFound) {
 			return nil, 0, fmt.Errorf("%w: %s", ErrSegmentMissing, key)
@@ -298,7 +287,7 @@ func (m *Manager) loadSealed(ctx context.Context, key string) (*sealedSegment, e
 			return nil, 0, err
 		}
 		return s, int64(len(data)), nil
-	})
+	}
 }
 
 // OffsetForTimestamp returns the earliest offset whose record timestamp is

@@ -217,10 +217,12 @@ func (m *Manager) housekeeper() {
 		case <-m.stop:
 			return
 		case <-flush.C:
+			now := m.now()
 			for _, p := range m.partitions() {
 				if err := p.flush(); err != nil {
 					m.logger.Error("background flush failed", "topic", p.topic, "partition", p.index, "err", err)
 				}
+				p.ra.dropIdle(m.cache, now)
 			}
 		case <-keep.C:
 			m.RunHousekeeping(context.Background())

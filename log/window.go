@@ -55,7 +55,12 @@ func (c *segmentCache) cached(key string) (*sealedSegment, bool) {
 // object key of size bytes, through the cache (a sealedSegment without
 // data).
 func (m *Manager) loadTail(ctx context.Context, key string, size int64) (*sealedSegment, error) {
-	return m.cache.get(ctx, key+tailKeySuffix, func(ctx context.Context) (*sealedSegment, int64, error) {
+	return m.cache.get(ctx, key+tailKeySuffix, m.tailLoader(key, size))
+}
+
+// tailLoader returns the cache loader of loadTail.
+func (m *Manager) tailLoader(key string, size int64) func(context.Context) (*sealedSegment, int64, error) {
+	return func(ctx context.Context) (*sealedSegment, int64, error) {
 		corrupt := func(at int64, err error) error {
 			return &CorruptionError{Segment: key, Offset: at, Cause: err}
 		}
@@ -89,7 +94,19 @@ func (m *Manager) loadTail(ctx context.Context, key string, size int64) (*sealed
 		s := &sealedSegment{name: key, ft: ft, index: newSparseIndexFrom(entries, defaultIndexInterval)}
 		s.index.maxTS = ft.MaxTimestamp
 		return s, footerLen + idxLen, nil
-	})
+	}
+}
+
+// tailFooter returns the footer of the segment object key if the cache
+// holds its tail, without counting a hit or touching the LRU order.
+func (c *segmentCache) tailFooter(key string) *Footer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key+tailKeySuffix]; ok {
+		ft := el.Value.(*cacheEntry).seg.ft
+		return &ft
+	}
+	return nil
 }
 
 // getRange reads exactly n bytes of key at off from the object store.
@@ -113,6 +130,7 @@ func (m *Manager) getRange(ctx context.Context, key string, off, n int64) ([]byt
 // nothing, any other fetches a new window starting where it asks.
 type objWindow struct {
 	m    *Manager
+	ra   *readAhead // prefetched windows to use first, or nil
 	ctx  context.Context
 	key  string
 	end  int64 // BatchesLen
@@ -124,13 +142,30 @@ type objWindow struct {
 // bytes returns the object's bytes [pos, pos+n).
 func (o *objWindow) bytes(pos, n int64) ([]byte, error) {
 	if pos < o.at || pos+n > o.at+int64(len(o.w)) {
-		w, err := o.m.getRange(o.ctx, o.key, pos, max(n, min(o.want, o.end-pos)))
+		w, err := o.fetch(pos, max(n, min(o.want, o.end-pos)))
 		if err != nil {
 			return nil, err
 		}
 		o.w, o.at = w, pos
 	}
 	return o.w[pos-o.at : pos-o.at+n], nil
+}
+
+// fetch reads the object's bytes [pos, pos+n): as much as the read-ahead
+// holds from there, the rest from the object store.
+func (o *objWindow) fetch(pos, n int64) ([]byte, error) {
+	var w []byte
+	if o.ra != nil {
+		w = o.ra.take(o.ctx, o.key, pos, n)
+	}
+	if int64(len(w)) == n {
+		return w, nil
+	}
+	rest, err := o.m.getRange(o.ctx, o.key, pos+int64(len(w)), n-int64(len(w)))
+	if err != nil || len(w) == 0 {
+		return rest, err
+	}
+	return append(w[:len(w):len(w)], rest...), nil
 }
 
 // header returns the header of the batch at pos, checking that the batch
@@ -160,42 +195,50 @@ func (o *objWindow) corrupt(pos int64, err error) error {
 // readWindow is sealedSegment.read for a segment read in windows: whole
 // batches starting with the one containing off, at least that batch,
 // otherwise as many as fit in maxBytes; nil above the segment's last
-// offset. Every batch returned is checked.
-func (m *Manager) readWindow(ctx context.Context, key string, size, off int64, maxBytes int) ([]byte, error) {
+// offset. Every batch returned is checked. It returns where the batches
+// start in the object. ra, if not nil, holds prefetched windows to use;
+// startPos, if not negative, is where a batch at or before the one
+// holding off starts (the end of the previous sequential read), else
+// the index says.
+func (m *Manager) readWindow(ctx context.Context, ra *readAhead, key string, size, off, startPos int64, maxBytes int) ([]byte, int64, error) {
 	t, err := m.loadTail(ctx, key, size)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ft := t.ft
 	if off > ft.LastOffset || ft.BatchesLen == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	// The index entry is at most an index interval before the batch that
 	// holds off; read that much more than maxBytes.
-	o := &objWindow{m: m, ctx: ctx, key: key, end: ft.BatchesLen,
+	o := &objWindow{m: m, ra: ra, ctx: ctx, key: key, end: ft.BatchesLen,
 		want: max(int64(maxBytes)+2*defaultIndexInterval, windowMinBytes)}
 	pos := t.index.lookupOffset(off, ft.BaseOffset)
+	if startPos >= 0 {
+		pos = startPos
+	}
 	for {
 		if pos >= ft.BatchesLen && ft.Compacted {
-			return nil, nil // compaction removed everything from off on
+			return nil, 0, nil // compaction removed everything from off on
 		}
 		if pos >= ft.BatchesLen {
-			return nil, o.corrupt(pos, fmt.Errorf("offset %d not found before the end of the batches", off))
+			return nil, 0, o.corrupt(pos, fmt.Errorf("offset %d not found before the end of the batches", off))
 		}
 		h, err := o.header(pos)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if h.NextOffset() > off {
 			// KIP-74: the first batch comes back whole, however large.
 			if _, err := o.bytes(pos, int64(h.Size())); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			break
 		}
 		pos += int64(h.Size())
 	}
-	return checkWindow(o.w[pos-o.at:], maxBytes, ft.Compacted, func(p int, err error) error { return o.corrupt(pos+int64(p), err) })
+	data, err := checkWindow(o.w[pos-o.at:], maxBytes, ft.Compacted, func(p int, err error) error { return o.corrupt(pos+int64(p), err) })
+	return data, pos, err
 }
 
 // checkWindow returns the whole batches at the front of w that a read
@@ -223,7 +266,7 @@ func checkWindow(w []byte, maxBytes int, gaps bool, corrupt func(pos int, err er
 }
 
 // offsetForTimeSealed is sealedSegment.offsetForTime for the sealed
-// segment object key of size bytes, read as readSealed reads: from the
+// segment object key of size bytes, read as readRemote reads: from the
 // cache, in windows, or loaded whole.
 func (m *Manager) offsetForTimeSealed(ctx context.Context, key string, size, ts int64) (offset, timestamp int64, found bool, err error) {
 	if s, ok := m.cache.cached(key); ok {
