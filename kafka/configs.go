@@ -53,7 +53,7 @@ var topicConfigInfos = map[string]topicConfigInfo{
 	log.ConfigMinInsyncReplica: {kmsg.ConfigTypeInt, "min.insync.replicas",
 		"The replicas that must have an acks=all write; a partition has one replica here, so above 1 acks=all produce fails with NOT_ENOUGH_REPLICAS."},
 	log.ConfigCompressionType: {kmsg.ConfigTypeString, "compression.type",
-		"Always producer: batches are stored with the producer's codec, untouched."},
+		"producer keeps each batch's codec; uncompressed, gzip, snappy, lz4 or zstd recompresses batches in another codec on append."},
 	log.ConfigMinCleanableDirtyRatio: {kmsg.ConfigTypeDouble, "log.cleaner.min.cleanable.ratio",
 		"Compaction starts once this share of the partition's sealed bytes has not been compacted yet."},
 	log.ConfigMinCompactionLagMs: {kmsg.ConfigTypeLong, "log.cleaner.min.compaction.lag.ms",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -169,14 +170,18 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	return res, nil
 }
 
-// validated holds the parsed headers of an append's batches.
+// validated holds the parsed headers of an append's batches, and the bytes
+// to write (data, or a copy with batches recompressed).
 type validated struct {
+	data    []byte
 	batches [][]byte
 	headers []BatchHeader
 	records int64
 }
 
-func (p *Partition) validate(data []byte, maxMessageBytes int64, requireKeys bool) (validated, error) {
+// validate checks an append's batches; under a topic compression.type
+// other than producer, a batch in another codec is recompressed.
+func (p *Partition) validate(data []byte, s topicSettings) (validated, error) {
 	batches, err := SplitBatches(data)
 	if err != nil {
 		return validated{}, err
@@ -184,17 +189,34 @@ func (p *Partition) validate(data []byte, maxMessageBytes int64, requireKeys boo
 	if len(batches) == 0 {
 		return validated{}, &BatchError{Err: ErrInvalidBatch, Detail: "no record batch"}
 	}
-	v := validated{batches: batches, headers: make([]BatchHeader, len(batches))}
+	v := validated{data: data, batches: batches, headers: make([]BatchHeader, len(batches))}
+	recompressed := false
 	for i, b := range batches {
-		h, err := validateBatch(b, requireKeys)
+		h, err := validateBatch(b, s.compact)
 		if err != nil {
 			return validated{}, err
 		}
-		if int64(len(b)) > maxMessageBytes {
-			return validated{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(b), maxMessageBytes)
+		if !s.keepCodec && h.Codec() != s.codec && !h.IsControl() {
+			if b, err = recompress(b, h, s.codec); err != nil {
+				return validated{}, err
+			}
+			if h, err = ParseBatchHeader(b); err != nil {
+				return validated{}, err
+			}
+			batches[i], recompressed = b, true
+		}
+		if int64(len(b)) > s.maxMessageBytes {
+			return validated{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(b), s.maxMessageBytes)
 		}
 		v.headers[i] = h
 		v.records += int64(h.NumRecords)
+	}
+	if recompressed {
+		v.data = slices.Concat(batches...)
+		for i, at := 0, 0; i < len(batches); i++ { // batches alias v.data, which gets written
+			n := len(batches[i])
+			batches[i], at = v.data[at:at+n:at+n], at+n
+		}
 	}
 	return v, nil
 }
@@ -203,12 +225,13 @@ func (p *Partition) validate(data []byte, maxMessageBytes int64, requireKeys boo
 // mark the caller must see synced for durability.
 func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	p.mu.Lock()
-	maxBytes, compact := p.settings.maxMessageBytes, p.settings.compact
+	s := p.settings
 	p.mu.Unlock()
-	v, err := p.validate(data, maxBytes, compact)
+	v, err := p.validate(data, s)
 	if err != nil {
 		return AppendResult{}, 0, err
 	}
+	data = v.data
 	now := p.m.now()
 
 	p.mu.Lock()

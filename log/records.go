@@ -324,3 +324,33 @@ func varintBytesLen(b []byte) int {
 	}
 	return kbin.VarintLen(int32(len(b))) + len(b)
 }
+
+// recompress returns batch b (whose header is h) with its records
+// compressed with codec instead of its own: every header field kept but
+// the codec bits, the length and the CRC (compression.type on a topic).
+// Should the compressor give up, the records are stored uncompressed.
+func recompress(b []byte, h BatchHeader, codec Codec) ([]byte, error) {
+	region, err := recordsRegion(nil, b, h)
+	if err != nil {
+		return nil, err
+	}
+	if codec != CodecNone {
+		var buf bytes.Buffer
+		out, used := compressors[codec].Compress(&buf, region)
+		if used == kgo.CompressionCodecType(codec) {
+			region = out
+		} else {
+			codec = CodecNone
+		}
+	}
+	if len(region) > math.MaxInt32-minBatchLength {
+		return nil, invalidf("%d bytes of records after recompression", len(region))
+	}
+	nb := make([]byte, 0, batchHeaderLen+len(region))
+	nb = append(append(nb, b[:batchHeaderLen]...), region...)
+	be := binary.BigEndian
+	be.PutUint32(nb[offLength:], uint32(len(nb)-batchLengthOverhead))
+	be.PutUint16(nb[offAttributes:], uint16(h.Attributes&^attrCodecMask|int16(codec)))
+	be.PutUint32(nb[offCRC:], crc32.Checksum(nb[offAttributes:], castagnoli))
+	return nb, nil
+}

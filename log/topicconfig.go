@@ -30,6 +30,17 @@ const (
 	ConfigDeleteRetentionMs      = "delete.retention.ms"
 )
 
+// codecByName maps compression.type's values to codecs. Immutable.
+var codecByName = map[string]Codec{
+	"uncompressed": CodecNone, "gzip": CodecGzip, "snappy": CodecSnappy, "lz4": CodecLZ4, "zstd": CodecZstd,
+}
+
+// CompressionProducer is compression.type's default: batches are stored
+// with the codec the producer chose. Any other value ("uncompressed",
+// "gzip", "snappy", "lz4", "zstd") makes the log recompress a batch whose
+// codec differs on append, as Kafka does.
+const CompressionProducer = "producer"
+
 // Cleanup policies, the values cleanup.policy lists (comma-separated).
 const (
 	CleanupDelete  = "delete"
@@ -85,7 +96,7 @@ var topicConfigSpecs = map[string]configSpec{
 	ConfigCleanupPolicy:    {CleanupDelete, checkCleanupPolicy},
 	ConfigTimestampType:    {"CreateTime", oneOf("CreateTime", "LogAppendTime")},
 	ConfigMinInsyncReplica: {"1", intRange(1, math.MaxInt32)},
-	ConfigCompressionType:  {"producer", oneOf("producer")},
+	ConfigCompressionType:  {CompressionProducer, oneOf(CompressionProducer, "uncompressed", "gzip", "snappy", "lz4", "zstd")},
 
 	ConfigMinCleanableDirtyRatio: {strconv.FormatFloat(DefaultMinCleanableRatio, 'g', -1, 64), checkRatio},
 	ConfigMinCompactionLagMs:     {"0", longAtLeast(0)},
@@ -204,6 +215,10 @@ type topicSettings struct {
 	maxMessageBytes int64
 	logAppendTime   bool
 	minInsync       int64
+	// codec is the codec batches are stored with; keepCodec (the
+	// default, compression.type=producer) leaves them as produced.
+	codec     Codec
+	keepCodec bool
 
 	// Compaction (compact.go). deletePolicy is retention by time and
 	// size; compact keeps the latest record per key.
@@ -225,6 +240,7 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 		segmentAge:      cfg.SegmentAge,
 		maxMessageBytes: DefaultMaxMessageBytes,
 		minInsync:       1,
+		keepCodec:       true,
 
 		deletePolicy:      true,
 		minCleanableRatio: cfg.Cleaner.MinCleanableRatio,
@@ -250,6 +266,11 @@ func settingsFor(configs map[string]string, cfg *Config) topicSettings {
 		}
 	}
 	s.logAppendTime = configs[ConfigTimestampType] == "LogAppendTime"
+	if v, ok := configs[ConfigCompressionType]; ok && v != CompressionProducer {
+		if c, ok := codecByName[v]; ok {
+			s.codec, s.keepCodec = c, false
+		}
+	}
 	if v, ok := configs[ConfigCleanupPolicy]; ok {
 		pols := CleanupPolicies(v)
 		s.deletePolicy = slices.Contains(pols, CleanupDelete)
