@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -68,6 +70,9 @@ type Config struct {
 	// SlowRequestThreshold logs unary calls whose service time exceeds it
 	// (slowlog.go); 0 turns the log off.
 	SlowRequestThreshold time.Duration
+	// TLS, when set, serves every connection (health and reflection
+	// included) over TLS with this configuration; nil is plaintext.
+	TLS *tls.Config
 }
 
 // Server is the native gRPC front: the StreamHouse service, server
@@ -119,9 +124,13 @@ func New(cfg Config) *Server {
 	if cfg.SlowRequestThreshold > 0 {
 		unary = append(unary, s.slowUnary)
 	}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(rpcs.stream),
-		grpc.UnknownServiceHandler(unimplemented))
+		grpc.UnknownServiceHandler(unimplemented)}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterStreamHouseServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

@@ -35,7 +35,7 @@ const (
 func (s *Server) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := s.advertised()
+	host, port := s.advertisedTo(r)
 	var code int16
 	var msg *string
 	switch req.CoordinatorType {

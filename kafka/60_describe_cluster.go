@@ -43,7 +43,7 @@ func (s *Server) handleDescribeCluster(_ context.Context, r *request) (kmsg.Resp
 		resp.ErrorCode, resp.ErrorMessage = kerr.UnsupportedEndpointType.Code, &msg
 		return resp, nil
 	}
-	host, port := s.advertised()
+	host, port := s.advertisedTo(r)
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID, b.Host, b.Port = s.cfg.NodeID, host, port
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}

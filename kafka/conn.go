@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	host   string          // remote's IP address
+	adv    *endpoint       // advertised to this client; nil: Server.advertised
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
 	out    chan *outFrame // encoded response frames; closed by the reader
@@ -58,7 +60,8 @@ type request struct {
 	key, version  int16
 	correlationID int32
 	clientID      *string
-	clientHost    string // the client's IP address (DescribeGroups reports it)
+	clientHost    string    // the client's IP address (DescribeGroups reports it)
+	adv           *endpoint // the connection's advertised address (conn.adv)
 	body          kmsg.Request
 	received      time.Time
 	// waited is the time the handler legitimately waited (a fetch's long
@@ -159,6 +162,12 @@ func (c *conn) readLoop() {
 	defer c.exit()
 	defer close(c.out)
 	defer c.s.forget(c)
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			c.logClose("tls handshake", err)
+			return
+		}
+	}
 	for {
 		frame, err := c.readFrame()
 		if err != nil {
@@ -187,6 +196,24 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// handshake runs the TLS handshake of a connection on an SSL listener,
+// within tlsHandshakeTimeout, and logs the client's principal at Debug:
+// User:<subject CN> of its verified certificate, or User:ANONYMOUS
+// without one (Kafka's names). Nothing authorizes on it yet.
+func (c *conn) handshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	principal := "User:ANONYMOUS"
+	if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
+		principal = "User:" + st.PeerCertificates[0].Subject.CommonName
+	}
+	c.s.logger.Debug("kafka tls connection", "remote", c.remote, "principal", principal)
+	return nil
 }
 
 func (c *conn) logClose(stage string, err error) {
@@ -256,7 +283,7 @@ const minHeaderLen = 2 + 2 + 4 + 2
 // response frame (nil for none) or an error that closes the connection.
 func (c *conn) handleFrame(frame []byte) (*outFrame, error) {
 	r := kbin.Reader{Src: frame}
-	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(), clientHost: c.host}
+	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(), clientHost: c.host, adv: c.adv}
 	req.clientID = r.NullableString()
 	if !r.Ok() {
 		return nil, errors.New("kafka: bad request header")

@@ -11,6 +11,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,8 +104,9 @@ type Config struct {
 	// Addr is the listen address (e.g. ":9092"); informational, the
 	// caller passes the listener to Serve.
 	Addr string
-	// AdvertisedHost and AdvertisedPort are what Metadata tells clients to
-	// connect to. Empty/zero: the listener's address (its host, or the
+	// AdvertisedHost and AdvertisedPort are what Metadata tells clients of
+	// a listener served with Serve to connect to (ServeListener takes its
+	// own). Empty/zero: the listener's address (its host, or the
 	// machine's host name when it listens on every interface).
 	AdvertisedHost string
 	AdvertisedPort int32
@@ -281,9 +283,51 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Listener describes one of Kafka's listeners (an entry of listeners and
+// advertised.listeners): its name, the address clients are told to use
+// and, for an SSL listener, its TLS configuration.
+type Listener struct {
+	// Name is the listener's name, which is also its security protocol in
+	// this broker: "PLAINTEXT" or "SSL". Empty is PLAINTEXT.
+	Name string
+	// AdvertisedHost and AdvertisedPort are what Metadata, FindCoordinator
+	// and DescribeCluster tell a client that connected through this
+	// listener. Empty/zero: the listener's own address (its host, or the
+	// machine's host name when it listens on every interface).
+	AdvertisedHost string
+	AdvertisedPort int32
+	// TLS, when set, makes every connection a TLS server connection with
+	// this configuration (the handshake runs before the first request).
+	TLS *tls.Config
+}
+
+// endpoint is the address advertised to a listener's connections.
+type endpoint struct {
+	host string
+	port int32
+}
+
+// tlsHandshakeTimeout bounds a TLS handshake on an SSL listener.
+const tlsHandshakeTimeout = 10 * time.Second
+
 // Serve accepts connections on l until Close; it then returns nil. Other
-// accept errors are returned (temporary ones are retried).
+// accept errors are returned (temporary ones are retried). It serves l as
+// a PLAINTEXT listener advertising Config's AdvertisedHost and
+// AdvertisedPort; ServeListener serves other listeners.
 func (s *Server) Serve(l net.Listener) error {
+	return s.ServeListener(l, Listener{Name: "PLAINTEXT",
+		AdvertisedHost: s.cfg.AdvertisedHost, AdvertisedPort: s.cfg.AdvertisedPort})
+}
+
+// ServeListener is Serve for the listener ln describes. The first listener
+// served also gives the broker-wide advertised address (DescribeConfigs'
+// advertised.listeners).
+func (s *Server) ServeListener(l net.Listener, ln Listener) error {
+	if ln.Name == "" {
+		ln.Name = "PLAINTEXT"
+	}
+	ep := &endpoint{host: ln.AdvertisedHost, port: ln.AdvertisedPort}
+	fillAdvertised(&ep.host, &ep.port, l.Addr())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -291,9 +335,17 @@ func (s *Server) Serve(l net.Listener) error {
 		return nil
 	}
 	s.listeners[l] = struct{}{}
-	s.adoptAdvertisedLocked(l.Addr())
+	if len(s.listeners) == 1 {
+		if s.advHost == "" {
+			s.advHost = ep.host
+		}
+		if s.advPort == 0 {
+			s.advPort = ep.port
+		}
+	}
 	s.mu.Unlock()
-	s.logger.Info("kafka listener serving", "addr", l.Addr().String())
+	s.logger.Info("kafka listener serving", "listener", ln.Name, "addr", l.Addr().String(),
+		"advertised", net.JoinHostPort(ep.host, strconv.Itoa(int(ep.port))))
 
 	var backoff time.Duration
 	for {
@@ -312,28 +364,31 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("kafka: accept: %w", err)
 		}
 		backoff = 0
-		s.serveConn(nc)
+		if ln.TLS != nil {
+			nc = tls.Server(nc, ln.TLS)
+		}
+		s.serveConnOn(nc, ep)
 	}
 }
 
-// adoptAdvertisedLocked fills in the advertised host and port from the
-// first listener when the config left them empty.
-func (s *Server) adoptAdvertisedLocked(a net.Addr) {
+// fillAdvertised fills in an empty advertised host and a zero port from
+// the listener's address a.
+func fillAdvertised(advHost *string, advPort *int32, a net.Addr) {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return
 	}
-	if s.advHost == "" {
+	if *advHost == "" {
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 			if h, err := os.Hostname(); err == nil {
 				host = h
 			}
 		}
-		s.advHost = host
+		*advHost = host
 	}
-	if s.advPort == 0 {
+	if *advPort == 0 {
 		if p, err := strconv.Atoi(port); err == nil {
-			s.advPort = int32(p)
+			*advPort = int32(p)
 		}
 	}
 }
@@ -345,6 +400,15 @@ func (s *Server) advertised() (string, int32) {
 	return s.advHost, s.advPort
 }
 
+// advertisedTo returns the host and port the client that sent r is told
+// to use: those of the listener its connection came in on.
+func (s *Server) advertisedTo(r *request) (string, int32) {
+	if r.adv != nil {
+		return r.adv.host, r.adv.port
+	}
+	return s.advertised()
+}
+
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -353,8 +417,13 @@ func (s *Server) isClosed() bool {
 
 // serveConn starts a connection's reader and writer and returns the
 // connection (the fuzz test closes it and waits for c.done).
-func (s *Server) serveConn(nc net.Conn) *conn {
+func (s *Server) serveConn(nc net.Conn) *conn { return s.serveConnOn(nc, nil) }
+
+// serveConnOn is serveConn for a connection that came in on a listener
+// advertising ep (nil: the broker-wide advertised address).
+func (s *Server) serveConnOn(nc net.Conn, ep *endpoint) *conn {
 	c := newConn(s, nc)
+	c.adv = ep
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

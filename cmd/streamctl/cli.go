@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/streamhouse/streamhouse/internal/version"
@@ -27,6 +26,10 @@ const (
 
 const (
 	envAddr     = "STREAMHOUSE_ADDR"
+	envTLS      = "STREAMHOUSE_TLS"
+	envCA       = "STREAMHOUSE_CA"
+	envCert     = "STREAMHOUSE_CLIENT_CERT"
+	envKey      = "STREAMHOUSE_CLIENT_KEY"
 	defaultAddr = "localhost:50051"
 	// maxRecvBytes lets consume receive answers holding records larger
 	// than gRPC's default 4 MiB limit.
@@ -54,6 +57,10 @@ Global flags (also accepted after the command):
   -s, --server ADDR   server address (default $STREAMHOUSE_ADDR, else localhost:50051)
   -o, --output FMT    text (default) or json: one JSON object per line
   --timeout D         deadline of each call (default 30s)
+  --tls               connect over TLS (default $STREAMHOUSE_TLS; implied by --ca and --cert)
+  --ca FILE           PEM CA certificates to trust instead of the system's (default $STREAMHOUSE_CA)
+  --cert FILE         PEM client certificate for mutual TLS (default $STREAMHOUSE_CLIENT_CERT)
+  --cert-key FILE     PEM key of --cert (default $STREAMHOUSE_CLIENT_KEY)
   --version           print streamctl's version and exit
 
 Run "streamctl COMMAND --help" for a command's flags.
@@ -68,9 +75,12 @@ type app struct {
 	serverFrom string
 	output     string
 	timeout    time.Duration
-	stdin      io.Reader
-	out        io.Writer
-	errOut     io.Writer
+	// useTLS, ca, cert and key are the TLS settings (tls.go).
+	useTLS        bool
+	ca, cert, key string
+	stdin         io.Reader
+	out           io.Writer
+	errOut        io.Writer
 
 	conn   *grpc.ClientConn
 	client pb.StreamHouseClient
@@ -96,7 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if a.server == "" {
 		a.server, a.serverFrom = defaultAddr, "the default"
 	}
-	err := a.dispatch(ctx, args)
+	a.ca, a.cert, a.key = getenv(envCA), getenv(envCert), getenv(envKey)
+	err := a.tlsFromEnv(getenv(envTLS))
+	if err == nil {
+		err = a.dispatch(ctx, args)
+	}
 	if a.conn != nil {
 		_ = a.conn.Close()
 	}
@@ -245,6 +259,10 @@ func (a *app) newFlagSet(name string, legacyOffset func(uint64)) *flag.FlagSet {
 		})
 	}
 	fs.DurationVar(&a.timeout, "timeout", a.timeout, "")
+	fs.BoolVar(&a.useTLS, "tls", a.useTLS, "")
+	fs.StringVar(&a.ca, "ca", a.ca, "")
+	fs.StringVar(&a.cert, "cert", a.cert, "")
+	fs.StringVar(&a.key, "cert-key", a.key, "")
 	return fs
 }
 
@@ -296,8 +314,12 @@ func (a *app) connect() (pb.StreamHouseClient, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
+	creds, err := a.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
 	conn, err := grpc.NewClient(a.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: %w", a.server, err)

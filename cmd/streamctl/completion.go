@@ -35,7 +35,7 @@ var completionFlags = map[string]string{
 }
 
 // completionValueFlags take a value: the scripts skip the word after them.
-const completionValueFlags = "-s --server -o --output --timeout -p --partition --partitions -r --retention-ms " +
+const completionValueFlags = "-s --server -o --output --timeout --ca --cert --cert-key -p --partition --partitions -r --retention-ms " +
 	"-c --config -v --value -k --key -H --header -t --timestamp --topic -b --batch-size --offset -l --limit " +
 	"-g --group -m --metadata"
 
@@ -44,7 +44,7 @@ const completionConfigs = "retention.ms= retention.bytes= segment.bytes= segment
 	"message.timestamp.type= cleanup.policy= min.cleanable.dirty.ratio= min.compaction.lag.ms= " +
 	"max.compaction.lag.ms= delete.retention.ms="
 
-const globalFlags = "-s --server -o --output --timeout --help"
+const globalFlags = "-s --server -o --output --timeout --tls --ca --cert --cert-key --help"
 
 // bashCompletion is the bash script; zsh loads it through bashcompinit.
 // %[1]s: value flags as a case pattern, %[2]s: the case arms of each

@@ -48,11 +48,23 @@ type Config struct {
 	AWSRegion string
 	// S3PathStyle addresses the bucket in the URL path, not the host name.
 	S3PathStyle bool
-	// KafkaAddr is where the Kafka listener listens.
+	// KafkaAddr is where the Kafka listener listens when KafkaListeners
+	// is not set: one PLAINTEXT listener.
 	KafkaAddr string
-	// KafkaAdvertisedAddr is the host:port Metadata tells clients to use;
-	// empty means the listener's own address.
+	// KafkaAdvertisedAddr is the host:port Metadata tells clients of the
+	// first listener to use; empty means the listener's own address.
 	KafkaAdvertisedAddr string
+	// KafkaListeners are Kafka's listeners (--kafka-listeners), with
+	// their advertised addresses (--kafka-advertised-listeners); at least
+	// one, names unique.
+	KafkaListeners []KafkaListener
+	// TLSCert and TLSKey are PEM files of the certificate (chain) and key
+	// served on SSL listeners and, with GRPCTLS, by the gRPC API; they are
+	// read again when they change. TLSClientCA, when set, is a PEM file of
+	// the CAs client certificates must chain to: clients must present one.
+	TLSCert, TLSKey, TLSClientCA string
+	// GRPCTLS serves the gRPC API over TLS with TLSCert and TLSKey.
+	GRPCTLS bool
 	// AutoCreateTopics is Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
 	// MaxRequestBytes is Kafka's socket.request.max.bytes.
@@ -213,6 +225,17 @@ func settings() []setting {
 				}
 				return checkAddr(v)
 			}},
+		{flag: "kafka-listeners", env: "STREAMHOUSE_KAFKA_LISTENERS", usage: "Kafka listeners, comma-separated NAME://HOST:PORT with NAME a security protocol: PLAINTEXT or SSL (SASL_PLAINTEXT and SASL_SSL are not supported yet), e.g. PLAINTEXT://:9092,SSL://:9093 (listeners)",
+			defText: "PLAINTEXT://<kafka-addr>", def: func(c *Config) string { return "PLAINTEXT://" + c.KafkaAddr },
+			set: func(c *Config, v string) (err error) { c.KafkaListeners, err = parseListeners(v); return }},
+		{flag: "kafka-advertised-listeners", env: "STREAMHOUSE_KAFKA_ADVERTISED_LISTENERS", usage: "what Kafka clients are told to connect to, per listener: comma-separated NAME://HOST:PORT, NAME one of --kafka-listeners; a listener left out advertises its own address (advertised.listeners)",
+			defText: "the first listener at --kafka-advertised-addr if that is set", def: func(c *Config) string {
+				if c.KafkaAdvertisedAddr == "" {
+					return ""
+				}
+				return c.KafkaListeners[0].Name + "://" + c.KafkaAdvertisedAddr
+			},
+			set: func(c *Config, v string) error { return setAdvertisedListeners(c.KafkaListeners, v) }},
 		{flag: "auto-create-topics", env: "STREAMHOUSE_AUTO_CREATE_TOPICS", isBool: true, usage: "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)",
 			defText: "true", def: constant("true"),
 			set: func(c *Config, v string) (err error) { c.AutoCreateTopics, err = strconv.ParseBool(v); return }},
@@ -249,6 +272,15 @@ func settings() []setting {
 		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},
+		{flag: "tls-cert", env: "STREAMHOUSE_TLS_CERT", usage: "PEM certificate (chain) served on SSL listeners and, with --grpc-tls, by the gRPC API; read again on the next handshake after the file changes",
+			def: constant(""), set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
+		{flag: "tls-key", env: "STREAMHOUSE_TLS_KEY", usage: "PEM private key of --tls-cert; read again on the next handshake after the file changes",
+			def: constant(""), set: func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{flag: "tls-client-ca", env: "STREAMHOUSE_TLS_CLIENT_CA", usage: "PEM CA certificates for mutual TLS: SSL listeners (and gRPC with --grpc-tls) require a client certificate signed by one of them",
+			def: constant(""), set: func(c *Config, v string) error { c.TLSClientCA = v; return nil }},
+		{flag: "grpc-tls", env: "STREAMHOUSE_GRPC_TLS", isBool: true, usage: "serve the gRPC API (and its health service) over TLS with --tls-cert and --tls-key, requiring client certificates when --tls-client-ca is set; false keeps it plaintext",
+			defText: "true if --tls-cert is set", def: func(c *Config) string { return strconv.FormatBool(c.TLSCert != "") },
+			set: func(c *Config, v string) (err error) { c.GRPCTLS, err = strconv.ParseBool(v); return }},
 		{flag: "http-addr", env: "STREAMHOUSE_HTTP_ADDR", usage: "HTTP address for /metrics, /healthz, /readyz",
 			defText: ":8080", def: constant(":8080"),
 			set: func(c *Config, v string) error { c.HTTPAddr = v; return checkAddr(v) }},
@@ -407,6 +439,9 @@ func (c *Config) check(names map[string]string) error {
 	if c.CleanerMaxCompactionLag != 0 && c.CleanerMinCompactionLag > c.CleanerMaxCompactionLag {
 		return &SettingError{Name: names["log-cleaner-min-compaction-lag"], Value: c.CleanerMinCompactionLag.String(),
 			Err: fmt.Errorf("must not exceed %s (%s)", names["log-cleaner-max-compaction-lag"], c.CleanerMaxCompactionLag)}
+	}
+	if err := c.checkTLS(names); err != nil {
+		return err
 	}
 	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {
 		return &SettingError{Name: names["local-storage-path"], Value: c.LocalStoragePath,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func defaultConfig() Config {
 		LocalStoragePath:      "data/objects",
 		AWSRegion:             "us-east-1",
 		KafkaAddr:             ":9092",
+		KafkaListeners:        []KafkaListener{{Name: "PLAINTEXT", Addr: ":9092"}},
 		AutoCreateTopics:      true,
 		FsyncAcksAll:          true,
 		MaxRequestBytes:       100 << 20,
@@ -101,6 +103,7 @@ func loadConfigCases() []loadConfigCase {
 			want: func(c *Config) {
 				c.DataDir, c.MetadataPath, c.SegmentsDir, c.LocalStoragePath = "/d", "/m/meta.db", "/c", "/o"
 				c.CacheBytes, c.KafkaAddr, c.GRPCAddr, c.HTTPAddr = 1<<30, "127.0.0.1:19092", ":1", "localhost:0"
+				c.KafkaListeners = []KafkaListener{{Name: "PLAINTEXT", Addr: "127.0.0.1:19092"}}
 				c.LogFormat, c.LogLevel, c.SegmentBytes = "json", slog.LevelDebug, 1e6
 				c.SegmentAge, c.FlushInterval, c.AWSRegion = 1500*time.Millisecond, 250*time.Millisecond, "eu-west-1"
 			},
@@ -240,7 +243,7 @@ func TestLoadConfig(t *testing.T) {
 			}
 			want := defaultConfig()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
 		})

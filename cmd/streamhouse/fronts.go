@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -9,11 +10,13 @@ import (
 	"github.com/streamhouse/streamhouse/kafka"
 )
 
-// kafkaFront runs the Kafka listener as a front.
+// kafkaFront runs the Kafka listeners (Config.KafkaListeners) as a front.
 type kafkaFront struct {
-	addr string
-	srv  *kafka.Server
-	done chan error
+	listeners []KafkaListener
+	tls       *tls.Config // for SSL listeners
+	srv       *kafka.Server
+	done      chan error // one value per listener served
+	serving   int
 }
 
 func (b *broker) newKafkaFront() (*kafkaFront, error) {
@@ -44,42 +47,64 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 	if cfg.GroupMetricsMaxSeries == 0 {
 		cfg.GroupMetricsMaxSeries = -1
 	}
-	if a := b.cfg.KafkaAdvertisedAddr; a != "" {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			return nil, fmt.Errorf("kafka advertised address %q: %w", a, err)
-		}
-		p, err := strconv.ParseInt(port, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("kafka advertised address %q: %w", a, err)
-		}
-		cfg.AdvertisedHost, cfg.AdvertisedPort = host, int32(p)
+	tc, err := b.cfg.serverTLS()
+	if err != nil {
+		return nil, err
 	}
 	srv, err := kafka.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &kafkaFront{addr: b.cfg.KafkaAddr, srv: srv}, nil
+	return &kafkaFront{listeners: b.cfg.KafkaListeners, tls: tc, srv: srv}, nil
 }
 
 func (f *kafkaFront) Name() string { return "kafka" }
 
+// Start binds every listener, in order, and serves them; it returns the
+// first one's address (the kafka server logs each listener it serves).
 func (f *kafkaFront) Start(ctx context.Context) (net.Addr, error) {
-	l, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s (STREAMHOUSE_KAFKA_ADDR): %w", f.addr, err)
+	f.done = make(chan error, len(f.listeners))
+	var first net.Addr
+	for _, kl := range f.listeners {
+		ln := kafka.Listener{Name: kl.Name}
+		if kl.Name == protoSSL {
+			ln.TLS = f.tls
+		}
+		if a := kl.Advertised; a != "" {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil {
+				return nil, fmt.Errorf("kafka advertised address %q: %w", a, err)
+			}
+			p, err := strconv.ParseInt(port, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("kafka advertised address %q: %w", a, err)
+			}
+			ln.AdvertisedHost, ln.AdvertisedPort = host, int32(p)
+		}
+		l, err := net.Listen("tcp", kl.Addr)
+		if err != nil {
+			// Listeners already serving stop with the front: Stop
+			// runs only for started fronts, so close them here.
+			f.Stop(ctx)
+			return nil, fmt.Errorf("listen on %s (listener %s): %w", kl.Addr, kl.Name, err)
+		}
+		if first == nil {
+			first = l.Addr()
+		}
+		f.serving++
+		go func() { f.done <- f.srv.ServeListener(l, ln) }()
 	}
-	f.done = make(chan error, 1)
-	go func() { f.done <- f.srv.Serve(l) }()
-	return l.Addr(), nil
+	return first, nil
 }
 
-// Stop closes the listener and every connection and waits for the
+// Stop closes the listeners and every connection and waits for the
 // handlers; an append already under way completes before the log closes.
 func (f *kafkaFront) Stop(ctx context.Context) error {
 	err := f.srv.Close()
-	if serr := <-f.done; err == nil {
-		err = serr
+	for ; f.serving > 0; f.serving-- {
+		if serr := <-f.done; err == nil {
+			err = serr
+		}
 	}
 	return err
 }

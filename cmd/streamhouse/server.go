@@ -202,10 +202,16 @@ func (b *broker) newFronts() ([]front, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := grpcapi.New(grpcapi.Config{
+	gc := grpcapi.Config{
 		Log: b.logs, Meta: b.meta, Logger: b.logger.With("component", "grpc"), Addr: b.cfg.GRPCAddr,
 		Registerer: b.reg, SlowRequestThreshold: b.cfg.SlowRequestThreshold,
-	})
+	}
+	if b.cfg.GRPCTLS {
+		if gc.TLS, err = b.cfg.serverTLS(); err != nil {
+			return nil, err
+		}
+	}
+	g := grpcapi.New(gc)
 	return []front{k, g}, nil
 }
 
