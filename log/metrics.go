@@ -264,5 +264,7 @@ func (m *Manager) registerBacklogMetrics(reg prometheus.Registerer) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamhouse", Subsystem: "log", Name: "room_refusals_total",
 			Help: "Appends refused before writing because the upload backlog was at its limit or the free space below the reserve."},
 			func() float64 { return float64(m.room.refusals.Load()) }),
+		prometheus.NewGaugeFunc(opts("readahead_reserved_bytes", "Bytes of the segment cache reserved by read-ahead prefetches in flight or waiting to be read (readahead.go)."),
+			func() float64 { return float64(m.cache.reservedBytes()) }),
 	)
 }

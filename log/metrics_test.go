@@ -261,3 +261,18 @@ func TestCountReadMetric(t *testing.T) {
 		})
 	}
 }
+
+// streamhouse_log_readahead_reserved_bytes follows the cache's
+// reservations for read-ahead.
+func TestReadAheadReservedMetric(t *testing.T) {
+	e := newTestEnv(t)
+	reg := prometheus.NewPedanticRegistry()
+	m := openWithMetrics(e, reg, false)
+	wantSample(t, reg, "streamhouse_log_readahead_reserved_bytes", "", 0)
+	if !m.cache.reserve(4096, false) {
+		t.Fatal("the cache refused a 4 KiB reservation")
+	}
+	wantSample(t, reg, "streamhouse_log_readahead_reserved_bytes", "", 4096)
+	m.cache.release(4096)
+	wantSample(t, reg, "streamhouse_log_readahead_reserved_bytes", "", 0)
+}
