@@ -124,15 +124,3 @@ func BenchmarkCompaction(b *testing.B) {
 		break
 	}
 }
-
-// allUploaded reports whether every segment but the active one is remote.
-func allUploaded(p *Partition) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.segs[:len(p.segs)-1] {
-		if !s.remote {
-			return false
-		}
-	}
-	return true
-}

@@ -4,45 +4,26 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/streamhouse/streamhouse/meta"
-	"github.com/streamhouse/streamhouse/objstore"
 )
 
 const compactCrashChildEnv = "STREAMHOUSE_COMPACT_CRASH_CHILD"
 
-// openCompactDurable opens a Manager on dir's meta, object store and
-// segments, with the cleaner off (runs are started by hand) and replaced
-// objects deleted at once.
+// openCompactDurable is openDurable with the cleaner off (runs are
+// started by hand), replaced objects deleted at once, and hook as the
+// compaction hook.
 func openCompactDurable(dir string, hook func(string)) (*Manager, *meta.SQLite, error) {
-	ctx := context.Background()
-	objs, err := objstore.NewLocal(filepath.Join(dir, "objects"))
-	if err != nil {
-		return nil, nil, err
-	}
-	db, err := meta.OpenSQLite(ctx, filepath.Join(dir, "meta.db"))
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := Open(ctx, Config{
-		Dir: filepath.Join(dir, "segments"), Objects: objs, Meta: db,
-		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Cleaner: CleanerConfig{Disabled: true, DeleteDelay: -1}, compactHook: hook,
+	return openDurable(dir, func(c *Config) {
+		c.Cleaner, c.compactHook = CleanerConfig{Disabled: true, DeleteDelay: -1}, hook
 	})
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return m, db, nil
 }
 
 // compactCrashChild opens the log in dir, compacts, and at step prints

@@ -24,8 +24,8 @@ import (
 const crashChildEnv = "STREAMHOUSE_CRASH_CHILD_DIR"
 
 // openDurable opens a Manager whose meta and object store live in dir, so
-// that they survive the process.
-func openDurable(dir string) (*Manager, *meta.SQLite, error) {
+// that they survive the process; tweak, if set, adjusts its Config.
+func openDurable(dir string, tweak func(*Config)) (*Manager, *meta.SQLite, error) {
 	ctx := context.Background()
 	objs, err := objstore.NewLocal(filepath.Join(dir, "objects"))
 	if err != nil {
@@ -35,10 +35,14 @@ func openDurable(dir string) (*Manager, *meta.SQLite, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := Open(ctx, Config{
+	cfg := Config{
 		Dir: filepath.Join(dir, "segments"), Objects: objs, Meta: db,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	m, err := Open(ctx, cfg)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -50,7 +54,7 @@ func openDurable(dir string) (*Manager, *meta.SQLite, error) {
 // TestMain): it appends with fsync-before-ack until it is killed, printing
 // "ACK <base> <sha256 of the stored batch>" after each acknowledgement.
 func crashChild(dir string) error {
-	m, _, err := openDurable(dir)
+	m, _, err := openDurable(dir, nil)
 	if err != nil {
 		return err
 	}
@@ -141,7 +145,7 @@ func runCrashChild(t *testing.T, dir string, killAfter int, acked map[int64]stri
 
 func verifyCrashLog(t *testing.T, dir string, acked map[int64]string) {
 	t.Helper()
-	m, db, err := openDurable(dir)
+	m, db, err := openDurable(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

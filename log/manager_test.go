@@ -219,16 +219,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func waitUploaded(t *testing.T, m *Manager, p *Partition) {
 	t.Helper()
-	waitFor(t, "uploads", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, s := range p.segs[:len(p.segs)-1] {
-			if !s.remote {
-				return false
-			}
+	waitFor(t, "uploads", func() bool { return allUploaded(p) })
+}
+
+// allUploaded reports whether every segment but the active one is remote.
+func allUploaded(p *Partition) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.segs[:len(p.segs)-1] {
+		if !s.remote {
+			return false
 		}
-		return true
-	})
+	}
+	return true
 }
 
 func TestAppendReadEveryCodec(t *testing.T) {

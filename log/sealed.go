@@ -143,11 +143,10 @@ func decodeFooter(b []byte) (Footer, error) {
 	return f, nil
 }
 
-// checkFooter checks that a footer's fields can describe a segment.
+// checkFooter checks that a footer's fields can describe a segment. A
+// compacted footer (version 2) may describe batches with gaps and no
+// records; the other rules are the same.
 func checkFooter(f Footer) error {
-	if f.Compacted {
-		return checkCompactedFooter(f)
-	}
 	switch {
 	case f.BaseOffset < 0 || f.BatchesLen < 0 || f.RecordCount < 0:
 		return errors.New("negative field")
@@ -155,34 +154,14 @@ func checkFooter(f Footer) error {
 		return errors.New("max timestamp below -1")
 	case f.BatchesLen > math.MaxInt64/2:
 		return errors.New("batch region too large")
+	case f.Compacted && (f.LastOffset < f.BaseOffset-1 || (f.RecordCount > 0 && f.RecordCount-1 > f.LastOffset-f.BaseOffset)):
+		return errors.New("offsets do not fit the record count")
 	case f.BatchesLen == 0:
-		if f.RecordCount != 0 || f.IndexCount != 0 || f.LastOffset != f.BaseOffset-1 || f.MaxTimestamp != noTimestamp {
+		if f.RecordCount != 0 || f.IndexCount != 0 || f.MaxTimestamp != noTimestamp || (!f.Compacted && f.LastOffset != f.BaseOffset-1) {
 			return errors.New("empty segment with records, index or offsets")
 		}
-	case f.LastOffset < f.BaseOffset || f.RecordCount < 1 || f.RecordCount-1 > f.LastOffset-f.BaseOffset:
+	case !f.Compacted && (f.LastOffset < f.BaseOffset || f.RecordCount < 1 || f.RecordCount-1 > f.LastOffset-f.BaseOffset):
 		return errors.New("offsets do not fit the record count")
-	case f.IndexCount < 1 || int64(f.IndexCount) > f.BatchesLen/batchHeaderLen:
-		return errors.New("index count does not fit the batch region")
-	}
-	return nil
-}
-
-// checkCompactedFooter is checkFooter for a segment written by compaction,
-// whose batches may leave gaps and hold no records.
-func checkCompactedFooter(f Footer) error {
-	switch {
-	case f.BaseOffset < 0 || f.BatchesLen < 0 || f.RecordCount < 0:
-		return errors.New("negative field")
-	case f.MaxTimestamp < noTimestamp:
-		return errors.New("max timestamp below -1")
-	case f.BatchesLen > math.MaxInt64/2:
-		return errors.New("batch region too large")
-	case f.LastOffset < f.BaseOffset-1 || (f.RecordCount > 0 && f.RecordCount-1 > f.LastOffset-f.BaseOffset):
-		return errors.New("offsets do not fit the record count")
-	case f.BatchesLen == 0:
-		if f.RecordCount != 0 || f.IndexCount != 0 || f.MaxTimestamp != noTimestamp {
-			return errors.New("empty segment with records, index or timestamp")
-		}
 	case f.IndexCount < 1 || int64(f.IndexCount) > f.BatchesLen/batchHeaderLen:
 		return errors.New("index count does not fit the batch region")
 	}
