@@ -90,6 +90,13 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"DeleteGroup", testDeleteGroup},
 		{"DeleteOffsets", testDeleteOffsets},
 		{"AllocateProducerID", testAllocateProducerID},
+		{"TxnState", testTxnState},
+		{"PutGetListTxns", testPutGetListTxns},
+		{"DeleteTxn", testDeleteTxn},
+		{"AddTxnOffsets", testAddTxnOffsets},
+		{"PendingTxnOffsets", testPendingTxnOffsets},
+		{"CompleteTxn", testCompleteTxn},
+		{"TxnOffsetsFollowDeletes", testTxnOffsetsFollowDeletes},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}

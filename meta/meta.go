@@ -1,5 +1,6 @@
 // Package meta is StreamHouse's metadata store: the cluster ID, topics,
-// partitions, sealed segments, committed offsets and producer IDs. The Store interface is
+// partitions, sealed segments, committed offsets, producer IDs and the
+// transaction coordinator's state. The Store interface is
 // backend-neutral; SQLite (sqlite.go) is the default backend and
 // PostgreSQL (postgres.go) a second one, sharing most query code through
 // the db interface of query.go. It knows nothing of Kafka requests or gRPC
@@ -97,8 +98,9 @@ type Store interface {
 	GetTopicByID(ctx context.Context, id string) (Topic, error)
 	// ListTopics returns every topic sorted by name.
 	ListTopics(ctx context.Context) ([]Topic, error)
-	// DeleteTopic removes the topic, its partitions, its segment rows and
-	// its committed offsets, and returns what was removed so the caller
+	// DeleteTopic removes the topic, its partitions, its segment rows, its
+	// committed offsets and its pending transactional offsets (TxnOffset),
+	// and returns what was removed so the caller
 	// can delete the objects. In the same transaction it records the topic
 	// in the deleted-topics list (see DeletedTopics), so a crash before the
 	// leftovers are gone cannot lose track of them. A failed call records
@@ -153,7 +155,8 @@ type Store interface {
 	FetchOffset(ctx context.Context, group, topic string, partition int32) (CommittedOffset, bool, error)
 	// ListGroups returns the names of groups with committed offsets, sorted.
 	ListGroups(ctx context.Context) ([]string, error)
-	// DeleteGroup removes every committed offset of the group.
+	// DeleteGroup removes every committed offset of the group and every
+	// pending transactional offset (TxnOffset) of it.
 	DeleteGroup(ctx context.Context, group string) error
 	// DeleteOffsets removes the listed committed offsets of the group in
 	// one transaction; partitions without an offset are skipped. An empty
@@ -165,6 +168,36 @@ type Store interface {
 	// When the bump would overflow int16, the transactional ID moves to a
 	// fresh producer ID with epoch 0.
 	AllocateProducerID(ctx context.Context, transactionalID string) (ProducerID, error)
+
+	// PutTxn upserts t's whole row, replacing its partition and group
+	// sets, in one transaction (UpdatedAt set from the store's clock if
+	// zero); an empty TransactionalID, ProducerID < 0, LastProducerID < -1,
+	// negative TimeoutMs, unknown State, or an empty, negative or duplicate
+	// partition or group is ErrInvalid.
+	PutTxn(ctx context.Context, t Txn) error
+	// GetTxn returns one transactional ID's state; found is false if none.
+	GetTxn(ctx context.Context, transactionalID string) (t Txn, found bool, err error)
+	// ListTxns returns every txn, sorted by TransactionalID, with its
+	// partitions and groups.
+	ListTxns(ctx context.Context) ([]Txn, error)
+	// DeleteTxn removes the txn with its partitions, groups and pending
+	// offsets; deleting a missing one is not an error.
+	DeleteTxn(ctx context.Context, transactionalID string) error
+	// AddTxnOffsets upserts pending offsets keyed by (transactional ID,
+	// group, topic, partition) in one transaction (CommittedAt set from
+	// the store's clock if zero); an entry whose TransactionalID names no
+	// txn, or with an empty group or topic or a negative partition, is
+	// ErrInvalid and nothing is written.
+	AddTxnOffsets(ctx context.Context, offsets []TxnOffset) error
+	// PendingTxnOffsets returns the group's pending offsets across
+	// transactions, sorted by topic, partition, then transactional ID.
+	PendingTxnOffsets(ctx context.Context, group string) ([]TxnOffset, error)
+	// CompleteTxn ends t's transaction in one database transaction: if
+	// commit, every pending offset of t.TransactionalID becomes a committed
+	// offset (commit time = its CommittedAt), then all its pending offsets
+	// are deleted, then t is written as by PutTxn; a failed call (an
+	// invalid t is ErrInvalid, as for PutTxn) changes nothing.
+	CompleteTxn(ctx context.Context, t Txn, commit bool) error
 
 	// ClusterID returns the cluster's ID: the unpadded base64url text (22
 	// characters) of a random version-4 UUID, the form Kafka prints

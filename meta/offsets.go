@@ -175,9 +175,11 @@ func listGroups(ctx context.Context, q db) ([]string, error) {
 }
 
 // DeleteGroup implements Store. Deleting an unknown group is not an error.
+// Pending transactional offsets reference the group, so they go too.
 func (s *SQLite) DeleteGroup(ctx context.Context, group string) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		// ON DELETE CASCADE removes the group's committed offsets.
+		// ON DELETE CASCADE removes the group's committed and pending
+		// transactional offsets.
 		_, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE name = ?`, group)
 		return err
 	})

@@ -70,8 +70,10 @@ func (s *Postgres) ListGroups(ctx context.Context) ([]string, error) {
 }
 
 // DeleteGroup implements Store. Deleting an unknown group is not an error.
+// Pending transactional offsets reference the group, so they go too.
 func (s *Postgres) DeleteGroup(ctx context.Context, group string) error {
-	// ON DELETE CASCADE removes the group's committed offsets.
+	// ON DELETE CASCADE removes the group's committed and pending
+	// transactional offsets.
 	if _, err := s.pool.Exec(ctx, `DELETE FROM groups WHERE name = $1`, group); err != nil {
 		return fmt.Errorf("meta: delete group %q: %w", group, err)
 	}

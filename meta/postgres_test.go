@@ -64,6 +64,20 @@ func pgVersions(t *testing.T, s *Postgres) []int32 {
 	return vs
 }
 
+// pgAllVersions returns 1, 2, ... up to the latest embedded migration.
+func pgAllVersions(t *testing.T) []int32 {
+	t.Helper()
+	ms, err := readMigrations(pgMigrationFiles, "pgmigrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := make([]int32, len(ms))
+	for i, m := range ms {
+		vs[i] = int32(m.version)
+	}
+	return vs
+}
+
 func TestPostgresReopenPreservesData(t *testing.T) {
 	url := pgtest.DB(t)
 	s1, err := OpenPostgres(t.Context(), url)
@@ -88,7 +102,7 @@ func TestPostgresReopenPreservesData(t *testing.T) {
 	if !found || o.Offset != 7 {
 		t.Fatalf("offset = %+v, %v; want 7", o, found)
 	}
-	wantEqual(t, "versions", pgVersions(t, s2), []int32{1, 2, 3})
+	wantEqual(t, "versions", pgVersions(t, s2), pgAllVersions(t))
 }
 
 // TestPostgresConcurrentOpen opens one new database from several stores at
@@ -113,7 +127,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	wantEqual(t, "versions", pgVersions(t, stores[0]), []int32{1, 2, 3})
+	wantEqual(t, "versions", pgVersions(t, stores[0]), pgAllVersions(t))
 }
 
 func TestPostgresMigratesV1(t *testing.T) {
@@ -129,10 +143,11 @@ func TestPostgresMigratesV1(t *testing.T) {
 	_ = first.Close()
 	pgExec(t, url, `DROP TABLE deleted_topics`)
 	pgExec(t, url, `DROP TABLE cluster`)
+	pgExec(t, url, `DROP TABLE txn_offsets, txn_groups, txn_partitions, txns`)
 	pgExec(t, url, `DELETE FROM schema_migrations WHERE version > 1`)
 	var logs strings.Builder
 	s := openPostgresURL(t, url, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	wantEqual(t, "versions", pgVersions(t, s), []int32{1, 2, 3})
+	wantEqual(t, "versions", pgVersions(t, s), pgAllVersions(t))
 	for _, m := range ms[1:] {
 		if !strings.Contains(logs.String(), m.name) {
 			t.Fatalf("log does not mention %s:\n%s", m.name, logs.String())
@@ -251,4 +266,18 @@ func TestPostgresConcurrentClusterID(t *testing.T) {
 		}
 		wantClusterIDForm(t, stored)
 	}
+}
+
+// TestPostgresCompleteTxnAtomic makes writing the txn's new state fail
+// after the pending offsets were applied and deleted, and checks the whole
+// CompleteTxn rolled back: no offset committed, the pending ones and the
+// old state still there.
+func TestPostgresCompleteTxnAtomic(t *testing.T) {
+	url := pgtest.DB(t)
+	s := openPostgresURL(t, url)
+	testCompleteTxnAtomic(t, s, func() {
+		pgExec(t, url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN RAISE EXCEPTION 'refused by test'; END $$`)
+		pgExec(t, url, `CREATE TRIGGER refuse_txn BEFORE UPDATE ON txns FOR EACH ROW EXECUTE FUNCTION refuse()`)
+	})
 }

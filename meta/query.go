@@ -10,8 +10,8 @@ import (
 
 // The query code both backends share (lookups of topics, partitions,
 // segments and offsets; DeleteTopic, SetTopicConfigs, AddPartitions,
-// SetLogStartOffset, ReplaceSegments, AllocateProducerID; migration
-// bookkeeping) runs on db, the little the two drivers have in common,
+// SetLogStartOffset, ReplaceSegments, AllocateProducerID; the transaction
+// coordinator's state; migration bookkeeping) runs on db, the little the two drivers have in common,
 // inside a txRunner's transactions. Queries are written with ?
 // placeholders; the PostgreSQL side rewrites them to $N. What really
 // differs between the backends (CreateTopic's and AddSegment's handling of
@@ -43,6 +43,10 @@ type db interface {
 	insertPartitions(ctx context.Context, topicID string, from, to int32) error
 	// insertConfigs adds the config rows of a topic that has none.
 	insertConfigs(ctx context.Context, topicID string, configs map[string]string) error
+	// insertTxnMembers adds the partition and group rows of a txn that
+	// has none (a statement per row on SQLite, one array INSERT per table
+	// on PostgreSQL).
+	insertTxnMembers(ctx context.Context, transactionalID string, partitions []TopicPartition, groups []string) error
 }
 
 // dbRow is one result row; Scan reports a missing row as an error for which

@@ -177,7 +177,8 @@ func openPools(ctx context.Context, path string, cfg config) (*SQLite, error) {
 //
 // foreign_keys=on: SQLite leaves foreign keys off by default, and the
 // ON DELETE CASCADE clauses (topic -> partitions -> segments, group ->
-// offsets) depend on them.
+// offsets, txn -> its partitions, groups and pending offsets) depend on
+// them.
 func sqliteDSN(path string, write bool) string {
 	v := url.Values{}
 	v.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))

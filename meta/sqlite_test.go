@@ -111,6 +111,44 @@ func TestSQLiteDeleteTopicAtomic(t *testing.T) {
 	wantDeleted(t, s, Topic{ID: tp.ID, Name: "x", PartitionCount: 1})
 }
 
+// TestSQLiteCompleteTxnAtomic makes writing the txn's new state fail
+// after the pending offsets were applied and deleted, and checks the whole
+// CompleteTxn rolled back: no offset committed, the pending ones and the
+// old state still there.
+func TestSQLiteCompleteTxnAtomic(t *testing.T) {
+	s := openTestSQLite(t, filepath.Join(t.TempDir(), "meta.db"))
+	testCompleteTxnAtomic(t, s, func() {
+		_, err := s.w.ExecContext(t.Context(), `CREATE TRIGGER refuse_txn BEFORE UPDATE ON txns
+			BEGIN SELECT RAISE(ABORT, 'refused by test'); END`)
+		wantErr(t, err, nil)
+	})
+}
+
+// testCompleteTxnAtomic runs CompleteTxn (commit, then abort) on s after
+// refuse made every later update of a txns row fail, and checks that
+// nothing changed.
+func testCompleteTxnAtomic(t *testing.T, s Store, refuse func()) {
+	ctx := t.Context()
+	mustCommit(t, s, off("g", "t", 0, 1))
+	mustPutTxn(t, s, txnAt("a", 1, []TopicPartition{{"t", 0}, {"t", 1}}, "g"))
+	pending := []TxnOffset{txnOff("a", "g", "t", 0, 50), txnOff("a", "g", "t", 1, 60)}
+	mustAddTxnOffsets(t, s, pending...)
+	before := txnAt("a", 1, []TopicPartition{{"t", 0}, {"t", 1}}, "g")
+	refuse()
+	for _, commit := range []bool{true, false} {
+		x := txnAt("a", 1, nil)
+		x.State, x.StartedAt = TxnCompleteCommit, time.Time{}
+		err := s.CompleteTxn(ctx, x, commit)
+		t.Logf("CompleteTxn(commit %t): %v", commit, err)
+		if err == nil {
+			t.Fatalf("CompleteTxn(commit %t) succeeded although writing the state failed", commit)
+		}
+		wantCommitted(t, s, "g", off("g", "t", 0, 1))
+		wantPending(t, s, "g", pending...)
+		wantTxn(t, s, "a", &before)
+	}
+}
+
 // TestSQLiteMigratesV1 opens a database left by a binary that knew only
 // migration 1, with a topic in it, and checks it is brought to the latest
 // version with its data intact and deletions recorded.

@@ -308,6 +308,9 @@ func deleteTopic(ctx context.Context, r txRunner, name string, now func() time.T
 		if _, err := q.exec(ctx, `DELETE FROM committed_offsets WHERE topic = ?`, name); err != nil {
 			return err
 		}
+		if _, err := q.exec(ctx, `DELETE FROM txn_offsets WHERE topic = ?`, name); err != nil {
+			return err
+		}
 		// ON DELETE CASCADE removes configs, partitions and segments.
 		if _, err := q.exec(ctx, `DELETE FROM topics WHERE id = ?`, t.ID); err != nil {
 			return err
