@@ -266,7 +266,8 @@ func (p *Partition) retireActive(act *segment) error {
 	}
 	f := Footer{BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
 		RecordCount: act.records, BatchesLen: act.size}
-	if err := sealFile(act.file, act.size, act.index, f); err != nil {
+	// Below the log start nothing of it is read: no transaction section.
+	if err := sealFile(act.file, act.size, act.index, nil, f); err != nil {
 		return fmt.Errorf("log: seal segment %s: %w", act.path, err)
 	}
 	act.sealed = true

@@ -124,8 +124,14 @@ func (p *Partition) planCompaction(now time.Time) *compactPlan {
 	pl := &compactPlan{logStart: p.logStart, settings: s, dirtyFrom: -1}
 	var clean, dirty int64
 	force := false
+	lso := p.hwm
+	if p.prod.state != nil {
+		lso = lastStable(p.prod.state.ongoing, p.hwm)
+	}
 	for _, seg := range p.segs[:len(p.segs)-1] {
-		if !seg.remote {
+		if !seg.remote || seg.next > lso {
+			// Kafka's cleaner, too, stops at the last stable offset:
+			// whether an open transaction's records stay is not known.
 			break
 		}
 		if s.minCompactionLag > 0 && seg.maxTs > now.Add(-s.minCompactionLag).UnixMilli() {
@@ -184,17 +190,22 @@ func (p *Partition) Compact(ctx context.Context) (CompactionResult, error) {
 	defer p.cleanMu.Unlock()
 	start := time.Now()
 	now := p.m.now()
+	// The producer state is needed first: the run keeps the producers'
+	// last batches and stops at the last stable offset.
+	if err := p.loadProducers(ctx); err != nil {
+		return CompactionResult{}, err
+	}
 	pl := p.planCompaction(now)
 	if pl == nil {
 		return CompactionResult{}, nil
 	}
-	if err := p.loadProducers(ctx); err != nil {
-		return CompactionResult{}, err
-	}
 	c := &compaction{p: p, ctx: ctx, plan: pl, now: now, lastBatches: p.producerLastBatches(),
 		io: newThrottle(ctx, p.m.cfg.Cleaner.IOBytesPerSecond)}
 	c.res.Ran = true
-	err := c.run()
+	err := c.loadAborted()
+	if err == nil {
+		err = c.run()
+	}
 	c.res.Duration = time.Since(start)
 	p.m.metrics.cleanerRuns.Inc()
 	p.m.metrics.cleanerReadBytes.Add(float64(c.res.BytesRead))
@@ -241,8 +252,11 @@ type compaction struct {
 	now         time.Time
 	keys        *keyMap
 	lastBatches map[int64]map[int64]bool
-	io          *throttle
-	res         CompactionResult
+	// aborted lists, per producer, the aborted transactions that may
+	// hold records of the run's range: their records are removed.
+	aborted map[int64][]AbortedTxn
+	io      *throttle
+	res     CompactionResult
 	// Buffers reused batch after batch: decompressed records, the records
 	// a batch keeps, the rebuilt batch.
 	scratch []byte
@@ -385,7 +399,7 @@ func (c *compaction) mapKeys() (int, error) {
 	for i := c.plan.dirtyFrom; i < len(c.plan.segs); i++ {
 		full := false
 		err := c.eachBatch(c.plan.segs[i], func(b []byte, h BatchHeader) error {
-			if h.IsControl() || full {
+			if h.IsControl() || full || c.isAborted(h) {
 				return nil
 			}
 			return c.eachRecord(b, h, func(r *recordView) {
@@ -436,6 +450,36 @@ func (c *compaction) eachBatch(s *segment, fn func(b []byte, h BatchHeader) erro
 	}
 }
 
+// loadAborted collects the aborted transactions of the run's range.
+func (c *compaction) loadAborted() error {
+	segs := c.plan.segs
+	c.p.mu.Lock()
+	from, to := segs[0].base, segs[len(segs)-1].next
+	c.p.mu.Unlock()
+	list, err := c.p.AbortedTxns(c.ctx, from, to)
+	if err != nil {
+		return fmt.Errorf("aborted transactions: %w", err)
+	}
+	c.aborted = make(map[int64][]AbortedTxn)
+	for _, a := range list {
+		c.aborted[a.ProducerID] = append(c.aborted[a.ProducerID], a)
+	}
+	return nil
+}
+
+// isAborted reports whether h is a data batch of an aborted transaction.
+func (c *compaction) isAborted(h BatchHeader) bool {
+	if !h.IsTransactional() || h.IsControl() {
+		return false
+	}
+	for _, a := range c.aborted[h.ProducerID] {
+		if a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
 // rewrite runs pass two over one group and writes its object. changed is
 // false when the group is a single compacted segment that would come out
 // the same (nothing to do); out is nil when nothing of the group stays.
@@ -450,6 +494,16 @@ func (c *compaction) rewrite(group []*segment) (out *segment, changed bool, err 
 		return nil, false, err
 	}
 	defer w.discard()
+	// Markers stay (cleanBatch keeps control batches), so the output
+	// keeps the group's aborted lists, and the open list of its end.
+	w.txn = &segTxn{}
+	for _, s := range group {
+		t, err := c.p.segmentTxn(c.ctx, s)
+		if err != nil {
+			return nil, false, err
+		}
+		w.txn.aborted, w.txn.open = append(w.txn.aborted, t.aborted...), t.open
+	}
 	for _, s := range group {
 		err := c.eachBatch(s, func(b []byte, h BatchHeader) error {
 			nb, err := c.cleanBatch(b, h)

@@ -153,15 +153,15 @@ func (m *Manager) openObjectBatches(ctx context.Context, key string, size int64)
 	if size < footerLen {
 		return nil, corrupt(-1, fmt.Errorf("%d bytes, shorter than a footer", size))
 	}
-	fb, err := m.getRange(ctx, key, size-footerLen, footerLen)
+	fb, err := tailBytes(size, func(off, n int64) ([]byte, error) { return m.getRange(ctx, key, off, n) })
 	if err != nil {
 		return nil, err
 	}
-	ft, err := decodeFooter(fb)
+	ft, err := decodeTail(fb)
 	if err != nil {
 		return nil, corrupt(size-footerLen, err)
 	}
-	if ft.BatchesLen+int64(ft.IndexCount)*indexEntryLen+footerLen != size {
+	if ft.BatchesLen+ft.metaLen() != size {
 		return nil, corrupt(size-footerLen, fmt.Errorf("footer does not add up to the object's %d bytes", size))
 	}
 	return &objectBatches{m: m, ctx: ctx, key: key, ft: ft, want: ft.BaseOffset, read: footerLen}, nil
@@ -284,6 +284,16 @@ func parseRecordView(body []byte, r *recordView) error {
 func (c *compaction) cleanBatch(b []byte, h BatchHeader) ([]byte, error) {
 	if h.IsControl() {
 		return b, nil
+	}
+	if c.isAborted(h) {
+		// An aborted transaction's records are never read (Kafka's
+		// cleaner removes them too); an empty batch keeps the
+		// producer's sequence where the producer state needs it.
+		c.res.RecordsDropped += int64(h.NumRecords)
+		if c.lastBatches[h.ProducerID][h.NextOffset()-1] {
+			return c.emptyBatch(b, h), nil
+		}
+		return nil, nil
 	}
 	horizonSet := h.Attributes&attrDeleteHorizon != 0
 	nowMs := c.now.UnixMilli()
@@ -411,6 +421,7 @@ type segmentWriter struct {
 	index      *sparseIndex
 	maxTs      int64
 	records    int64
+	txn        *segTxn // the transaction section to write
 }
 
 func (p *Partition) newSegmentWriter(base, last, gen int64) (*segmentWriter, error) {
@@ -443,7 +454,7 @@ func (w *segmentWriter) finish(ctx context.Context) (*segment, error) {
 	if w.size == 0 {
 		entries = nil
 	}
-	tail := encodeSealTail(entries, ft)
+	tail := encodeSealTail(entries, w.txn, ft)
 	ft.IndexCount = uint32(len(entries))
 	if err := checkFooter(ft); err != nil {
 		return nil, fmt.Errorf("compacted segment %d: footer %+v: %w", w.base, ft, err)
@@ -461,7 +472,7 @@ func (w *segmentWriter) finish(ctx context.Context) (*segment, error) {
 		return nil, fmt.Errorf("uploaded object %s does not end with the segment's footer (err %v)", key, err)
 	}
 	return &segment{base: w.base, key: key, next: w.last + 1, size: total, maxTs: w.maxTs,
-		records: w.records, sealed: true, remote: true, compacted: true}, nil
+		records: w.records, sealed: true, remote: true, compacted: true, txn: w.txn}, nil
 }
 
 // discard closes and removes the temporary file.

@@ -393,7 +393,7 @@ func formatCompactedSegment(tb testing.TB) []byte {
 	}
 	ft := Footer{BaseOffset: src.ft.BaseOffset, LastOffset: src.ft.LastOffset, MaxTimestamp: maxTs,
 		RecordCount: records, BatchesLen: int64(len(out)), Compacted: true}
-	return append(out, encodeSealTail(idx.entries(), ft)...)
+	return append(out, encodeSealTail(idx.entries(), nil, ft)...)
 }
 
 // TestGoldenCompactedSegment pins the bytes of a segment compaction

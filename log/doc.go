@@ -139,6 +139,31 @@
 // IndexCount 0, MaxTimestamp -1 and any LastOffset >= BaseOffset-1.
 // Readers of version 1 keep checking contiguous offsets.
 //
+// # Transaction section (footer versions 3 and 4)
+//
+// A segment that holds the ABORT marker of a transaction, or ends while a
+// transaction is open, carries a transaction section (txnsection.go)
+// between its index and its footer; its footer has version 3 (the layout
+// of version 1 otherwise) or 4 (of version 2). Big-endian:
+//
+//	aborted entries, each 32 bytes, by marker offset:
+//	  0 8 producerId   int64
+//	  8 8 firstOffset  int64  the transaction's first batch in the partition
+//	 16 8 lastOffset   int64  its ABORT marker, inside the segment
+//	 24 8 lastStable   int64  the last stable offset right after the marker
+//	open entries, each 16 bytes, by producer ID:
+//	  0 8 producerId   int64
+//	  8 8 firstOffset  int64  transactions still open at the segment's end
+//	trailer, 12 bytes:
+//	  0 4 abortedCount uint32
+//	  4 4 openCount    uint32
+//	  8 4 sectionCRC   uint32  CRC-32C of the entries and the two counts
+//
+// A reader reads the last 72 bytes (trailer and footer) to learn the
+// section's length; the object's size is then batchesLen + 16*indexCount +
+// 32*abortedCount + 16*openCount + 12 + 60. A section has at least one
+// entry; segments without any keep versions 1 and 2.
+//
 // The magic, the version, the layouts above and the CRC polynomial never
 // change; a new layout takes a new version and readers keep the old.
 package log

@@ -196,7 +196,10 @@ func (p *Partition) validate(data []byte, s topicSettings) (validated, error) {
 		if err != nil {
 			return validated{}, err
 		}
-		if !s.keepCodec && h.Codec() != s.codec && !h.IsControl() {
+		if h.IsControl() {
+			return validated{}, invalidf("control batches are written by the broker only")
+		}
+		if !s.keepCodec && h.Codec() != s.codec {
 			if b, err = recompress(b, h, s.codec); err != nil {
 				return validated{}, err
 			}
@@ -254,6 +257,19 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	} else if isDup {
 		return dup, p.written, nil
 	}
+	res, err := p.writeLocked(v, now, func() { p.commitProducersLocked(prod, now.UnixMilli()) })
+	if err != nil {
+		return AppendResult{}, 0, err
+	}
+	return res, p.written, nil
+}
+
+// writeLocked assigns offsets to v's batches from the high watermark,
+// writes them to the active segment and publishes them: index, segment
+// totals, high watermark, waiting readers woken. applied runs once the
+// write succeeded and before readers can see it (producer state).
+func (p *Partition) writeLocked(v validated, now time.Time, applied func()) (AppendResult, error) {
+	data := v.data
 	act := p.segs[len(p.segs)-1]
 	res := AppendResult{BaseOffset: p.hwm, LogAppendTime: -1}
 	next := p.hwm
@@ -268,12 +284,12 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 		next = v.headers[i].NextOffset()
 	}
 	if _, err := act.file.WriteAt(data, act.size); err != nil {
-		return AppendResult{}, 0, p.writeFailedLocked(act, err)
+		return AppendResult{}, p.writeFailedLocked(act, err)
 	}
 	if p.fss != nil {
 		p.lastTicket = p.fss.wrote()
 	}
-	p.commitProducersLocked(prod, now.UnixMilli())
+	applied()
 	pos := act.size
 	for i, h := range v.headers {
 		act.index.add(h, act.base, pos)
@@ -298,7 +314,7 @@ func (p *Partition) appendData(data []byte) (AppendResult, int64, error) {
 	p.m.metrics.appends.Inc()
 	p.stats.appendedRecords.Add(v.records)
 	p.stats.appendedBytes.Add(int64(len(data)))
-	return res, p.written, nil
+	return res, nil
 }
 
 // writeFailedLocked handles a failed write of an append to act: the
@@ -324,6 +340,15 @@ func (p *Partition) writableLocked() error {
 		return fmt.Errorf("partition %s-%d: %w", p.topic, p.index, ErrClosed)
 	}
 	return p.writeErr
+}
+
+// rollDue reports whether the housekeeper's age-based roll would seal the
+// active segment now.
+func (p *Partition) rollDue(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	act := p.segs[len(p.segs)-1]
+	return act.size > 0 && (act.sealed || now.Sub(act.created) >= p.settings.segmentAge)
 }
 
 // maybeRollLocked seals the active segment when n more bytes would take
@@ -359,18 +384,28 @@ func (p *Partition) rollLocked() error {
 		return nil
 	}
 	if !act.sealed {
+		if p.prod.state == nil {
+			// The open transactions are not known until the producer
+			// state is rebuilt; Roll and the housekeeper rebuild it
+			// first, so only a failed rebuild gets here.
+			return nil
+		}
 		f := Footer{
 			BaseOffset: act.base, LastOffset: act.next - 1, MaxTimestamp: act.maxTs,
 			RecordCount: act.records, BatchesLen: act.size,
 		}
-		if err := sealFile(act.file, act.size, act.index, f); err != nil {
+		txn := &segTxn{open: openList(p.prod.state.ongoing)}
+		if act.txn != nil {
+			txn.aborted = act.txn.aborted
+		}
+		if err := sealFile(act.file, act.size, act.index, txn, f); err != nil {
 			err = fmt.Errorf("log: seal segment %s: %w", act.path, err)
 			if !errors.Is(err, ErrDiskFull) {
 				p.writeErr = err
 			}
 			return err
 		}
-		act.sealed = true
+		act.sealed, act.txn = true, txn
 		p.markSyncedBySealLocked()
 		p.m.enqueueUpload(p, act)
 	}
@@ -383,6 +418,7 @@ func (p *Partition) rollLocked() error {
 		return err
 	}
 	p.segs = append(p.segs, p.newActive(p.hwm, file, path))
+	p.segs[len(p.segs)-1].txn = &segTxn{}
 	p.m.metrics.rolls.Inc()
 	return nil
 }
@@ -420,6 +456,9 @@ func (p *Partition) newActive(base int64, f file, path string) *segment {
 
 // Roll seals the active segment now if it holds any batch.
 func (p *Partition) Roll() error {
+	if err := p.loadProducers(context.Background()); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.writableLocked(); err != nil {

@@ -126,6 +126,15 @@ type producerEntry struct {
 
 func (e *producerEntry) lastSeq() int32 { return e.batches[len(e.batches)-1].lastSeq }
 
+// setEpoch moves the entry to a newer epoch, as a transaction marker
+// does: its sequence window starts over.
+func (e *producerEntry) setEpoch(epoch int16, now int64) {
+	if epoch > e.epoch {
+		e.epoch, e.batches = epoch, e.batches[:0]
+	}
+	e.lastSeen = now
+}
+
 // add records a batch, resetting the window when the epoch changes.
 func (e *producerEntry) add(epoch int16, b producerBatch, now int64) {
 	if epoch != e.epoch {
@@ -143,10 +152,13 @@ func (e *producerEntry) add(epoch int16, b producerBatch, now int64) {
 type producerState struct {
 	producers  map[int64]*producerEntry
 	snapOffset int64 // offset of the newest snapshot written or loaded, -1 if none
+	// ongoing maps the producers with an open transaction in the
+	// partition to the offset of its first batch (txn.go).
+	ongoing map[int64]int64
 }
 
 func newProducerState() *producerState {
-	return &producerState{producers: make(map[int64]*producerEntry), snapOffset: -1}
+	return &producerState{producers: make(map[int64]*producerEntry), snapOffset: -1, ongoing: make(map[int64]int64)}
 }
 
 // producerTracker is the Partition's handle on its producer state.
@@ -179,6 +191,18 @@ func checkBatch(e *producerEntry, h BatchHeader) (*producerBatch, error) {
 	if e == nil {
 		return nil, nil
 	}
+	if len(e.batches) == 0 {
+		// Only a transaction marker made this entry: a batch of a newer
+		// epoch than the marker's starts over like any new epoch, one of
+		// the marker's epoch must start at 0 as well, as in Kafka.
+		switch {
+		case h.ProducerEpoch < e.epoch:
+			return nil, fmt.Errorf("%w: producer %d epoch %d, current epoch %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
+		case h.BaseSequence != 0:
+			return nil, fmt.Errorf("%w: producer %d epoch %d starts at sequence %d, want 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+		}
+		return nil, nil
+	}
 	switch {
 	case h.ProducerEpoch < e.epoch:
 		return nil, fmt.Errorf("%w: producer %d epoch %d, current epoch %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
@@ -208,6 +232,8 @@ type producerUpdate struct {
 	id     int64 // -1: no single batch to record
 	epoch  int16
 	batch  producerBatch
+	// txnStarts are the transactions the append opens.
+	txnStarts []openTxn
 }
 
 // checkProducersLocked runs at SEAM(idempotence) in appendData: it checks
@@ -250,6 +276,9 @@ func (p *Partition) checkProducersLocked(hs []BatchHeader, now time.Time) (u pro
 			return u, AppendResult{BaseOffset: orig.firstOffset, LastOffset: orig.lastOffset,
 				LogAppendTime: orig.appendTime, LogStartOffset: p.logStart, Duplicate: true}, true, nil
 		}
+		if h.IsTransactional() {
+			u.txnStarts = noteTxnStart(u.txnStarts, st.ongoing, h.ProducerID, base)
+		}
 		b := producerBatch{firstSeq: h.BaseSequence, lastSeq: batchLastSeq(h),
 			firstOffset: base, lastOffset: next - 1, appendTime: appendTime}
 		if len(hs) == 1 {
@@ -280,6 +309,23 @@ func (p *Partition) commitProducersLocked(u producerUpdate, nowMs int64) {
 		e.lastSeen = nowMs
 		st.producers[id] = e
 	}
+	for _, t := range u.txnStarts {
+		st.ongoing[t.producerID] = t.firstOffset
+	}
+}
+
+// noteTxnStart adds producer id's transaction starting at offset to
+// starts unless it is already open or noted.
+func noteTxnStart(starts []openTxn, ongoing map[int64]int64, id, offset int64) []openTxn {
+	if _, ok := ongoing[id]; ok {
+		return starts
+	}
+	for _, t := range starts {
+		if t.producerID == id {
+			return starts
+		}
+	}
+	return append(starts, openTxn{producerID: id, firstOffset: offset})
 }
 
 // stagedEntry returns a private copy of a producer's entry for a
@@ -354,11 +400,24 @@ func (p *Partition) loadProducers(ctx context.Context) error {
 		return fmt.Errorf("log: rebuild producer state of %s-%d: %w", p.topic, p.index, err)
 	}
 	p.mu.Lock()
-	if p.hwm != hwm {
-		// Cannot happen: every append waits for loadMu first.
+	act := p.segs[len(p.segs)-1]
+	var prev *segment
+	if len(p.segs) > 1 {
+		prev = p.segs[len(p.segs)-2]
+	}
+	p.mu.Unlock()
+	open, aborted, err := p.rebuildTxns(ctx, prev, max(act.base, logStart), hwm)
+	if err != nil {
+		return fmt.Errorf("log: rebuild transactions of %s-%d: %w", p.topic, p.index, err)
+	}
+	st.ongoing = open
+	p.mu.Lock()
+	if p.hwm != hwm || p.segs[len(p.segs)-1] != act {
+		// Cannot happen: every append and roll waits for loadMu first.
 		p.mu.Unlock()
 		return fmt.Errorf("log: rebuild producer state of %s-%d: high watermark moved from %d to %d", p.topic, p.index, hwm, p.hwm)
 	}
+	act.txn = &segTxn{aborted: aborted}
 	p.prod.state = st
 	p.mu.Unlock()
 	p.prod.loaded.Store(true)
@@ -389,6 +448,14 @@ func (p *Partition) scanProducers(ctx context.Context, st *producerState, from, 
 				continue
 			}
 			e := st.producers[h.ProducerID]
+			if h.IsControl() {
+				if e == nil {
+					e = &producerEntry{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, producerBatchesKept)}
+					st.producers[h.ProducerID] = e
+				}
+				e.setEpoch(h.ProducerEpoch, now)
+				continue
+			}
 			if e == nil {
 				e = &producerEntry{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, producerBatchesKept)}
 				st.producers[h.ProducerID] = e
@@ -471,6 +538,13 @@ func encodeProducerSnapshot(offset int64, producers map[int64]*producerEntry) []
 	ids := make([]int64, 0, len(producers))
 	size := producerSnapHeader + 4
 	for id, e := range producers {
+		if len(e.batches) == 0 {
+			// Made by a transaction marker alone: the format has no
+			// room for it, and the scan after the snapshot does not
+			// need it (its epoch only fences, and a restart's scan of
+			// the markers since the snapshot restores that).
+			continue
+		}
 		ids = append(ids, id)
 		size += producerEntryLen + producerBatchLen*len(e.batches)
 	}

@@ -153,7 +153,7 @@ func (p *Partition) recoverLocal(ctx context.Context, recorded map[int64]meta.Se
 				continue
 			}
 		}
-		seg, err := p.openLocalSegment(path, base, i == len(bases)-1)
+		seg, err := p.openLocalSegment(ctx, path, base, i == len(bases)-1)
 		if err != nil {
 			return err
 		}
@@ -279,12 +279,12 @@ func (m *Manager) objectHasFooter(ctx context.Context, key string, size int64, f
 	return bytes.Equal(remote, footer), nil
 }
 
-func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segment, error) {
+func (p *Partition) openLocalSegment(ctx context.Context, path string, base int64, last bool) (*segment, error) {
 	f, err := p.m.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("log: open segment %s: %w", path, err)
 	}
-	s, err := p.recoverSegmentFile(f, base, last)
+	s, err := p.recoverSegmentFile(ctx, f, base, last)
 	if err != nil || s == nil {
 		f.Close()
 	}
@@ -294,7 +294,7 @@ func (p *Partition) openLocalSegment(path string, base int64, last bool) (*segme
 // recoverSegmentFile turns an open local segment file into a segment: a
 // sealed one (verified, fsynced and queued for upload), the recovered
 // active one (last), or nil for an empty file that is not the last.
-func (p *Partition) recoverSegmentFile(f file, base int64, last bool) (*segment, error) {
+func (p *Partition) recoverSegmentFile(ctx context.Context, f file, base int64, last bool) (*segment, error) {
 	path := f.Name()
 	footer, sealed, err := readFooterFile(f)
 	if err != nil {
@@ -314,11 +314,19 @@ func (p *Partition) recoverSegmentFile(f file, base int64, last bool) (*segment,
 	}
 	s := &segment{base: base, key: ObjectKey(p.topicID, p.index, base), path: path, file: f, maxTs: -1}
 	if sealed {
+		txn, err := readTxnFile(f, footer)
+		if err != nil {
+			// The footer vouches for the section (its length is in the
+			// trailer the footer's version announces): damage, not a
+			// torn seal.
+			return nil, err
+		}
+		s.txn = txn
 		idx, err := readIndexFile(f, footer)
 		if err != nil {
 			// Indexes are disposable: rebuild it from the batches and re-seal.
 			p.m.logger.Warn("sealed segment index is bad; rebuilding it from the batches", "path", path, "err", err)
-			if idx, err = rebuildSealedIndex(f, base, footer); err != nil {
+			if idx, err = rebuildSealedIndex(f, base, txn, footer); err != nil {
 				return nil, err
 			}
 		}
@@ -352,13 +360,35 @@ func (p *Partition) recoverSegmentFile(f file, base int64, last bool) (*segment,
 		return s, nil
 	}
 	// An unsealed segment that is not the last: seal it now.
-	if err := sealFile(f, s.size, s.index, Footer{BaseOffset: base, LastOffset: s.next - 1,
+	txn, err := p.recoverTxnSection(ctx, f, s.size, s.next)
+	if err != nil {
+		return nil, fmt.Errorf("log: transactions of recovered segment %s: %w", path, err)
+	}
+	if err := sealFile(f, s.size, s.index, txn, Footer{BaseOffset: base, LastOffset: s.next - 1,
 		MaxTimestamp: s.maxTs, RecordCount: s.records, BatchesLen: s.size}); err != nil {
 		return nil, fmt.Errorf("log: seal recovered segment %s: %w", path, err)
 	}
-	s.sealed = true
+	s.sealed, s.txn = true, txn
 	p.m.enqueueUpload(p, s)
 	return s, nil
+}
+
+// readTxnFile reads a sealed local segment's transaction section (an
+// empty one when its footer announces none).
+func readTxnFile(f file, ft Footer) (*segTxn, error) {
+	if !ft.Txn {
+		return &segTxn{}, nil
+	}
+	at := ft.BatchesLen + int64(ft.IndexCount)*indexEntryLen
+	buf := make([]byte, ft.TxnLen)
+	if _, err := f.ReadAt(buf, at); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	t, err := decodeTxnSection(buf, ft.BaseOffset, ft.LastOffset)
+	if err != nil {
+		return nil, &CorruptionError{Segment: f.Name(), Offset: at, Cause: err}
+	}
+	return &t, nil
 }
 
 // readIndexFile reads a sealed local segment's index.
@@ -379,7 +409,7 @@ func readIndexFile(f file, footer Footer) (*sparseIndex, error) {
 
 // rebuildSealedIndex scans a sealed file's batch region, which must be
 // intact, and rewrites its index and footer.
-func rebuildSealedIndex(f file, base int64, footer Footer) (*sparseIndex, error) {
+func rebuildSealedIndex(f file, base int64, txn *segTxn, footer Footer) (*sparseIndex, error) {
 	res, err := scanBatches(io.NewSectionReader(f, 0, footer.BatchesLen), base, defaultIndexInterval)
 	if err != nil {
 		return nil, fmt.Errorf("log: rescan %s: %w", f.Name(), err)
@@ -387,7 +417,7 @@ func rebuildSealedIndex(f file, base int64, footer Footer) (*sparseIndex, error)
 	if res.Cause != nil || res.ValidBytes != footer.BatchesLen {
 		return nil, &CorruptionError{Segment: f.Name(), Offset: res.ValidBytes, Cause: res.Cause}
 	}
-	if err := sealFile(f, footer.BatchesLen, res.Index, footer); err != nil {
+	if err := sealFile(f, footer.BatchesLen, res.Index, txn, footer); err != nil {
 		return nil, fmt.Errorf("log: re-seal %s: %w", f.Name(), err)
 	}
 	return res.Index, nil

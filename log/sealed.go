@@ -73,6 +73,47 @@ type Footer struct {
 	// start after BaseOffset, end before LastOffset and leave gaps
 	// between them, and a batch may hold no records.
 	Compacted bool
+	// Txn (footer versions 3 and 4) means a transaction section
+	// (txnsection.go) of TxnLen bytes lies between index and footer.
+	// decodeFooter sets Txn; TxnLen comes from the section's trailer
+	// (decodeTail).
+	Txn    bool
+	TxnLen int64
+}
+
+// metaLen is the length of what follows the batch region: index,
+// transaction section, footer.
+func (f Footer) metaLen() int64 {
+	return int64(f.IndexCount)*indexEntryLen + f.TxnLen + footerLen
+}
+
+// decodeTail decodes the end of a sealed segment: b is its last
+// tailReadLen bytes (fewer when the segment is shorter). It returns the
+// footer with TxnLen filled in from the transaction section's trailer.
+func decodeTail(b []byte) (Footer, error) {
+	if len(b) < footerLen {
+		return Footer{}, fmt.Errorf("%w: %d bytes, shorter than a footer", ErrCorruptSegment, len(b))
+	}
+	f, err := decodeFooter(b[len(b)-footerLen:])
+	if err != nil || !f.Txn {
+		return f, err
+	}
+	if len(b) < tailReadLen {
+		return Footer{}, fmt.Errorf("%w: footer version %d without room for a transaction section", ErrCorruptSegment, footerVersionTxn)
+	}
+	na, no := decodeTxnTrailer(b[len(b)-tailReadLen:])
+	f.TxnLen = int64(na)*abortedEntryLen + int64(no)*openEntryLen + txnTrailerLen
+	if na+no == 0 {
+		return Footer{}, fmt.Errorf("%w: empty transaction section", ErrCorruptSegment)
+	}
+	return f, nil
+}
+
+// tailBytes returns the last tailReadLen bytes of a size-byte segment (all
+// of it when shorter) through read.
+func tailBytes(size int64, read func(off, n int64) ([]byte, error)) ([]byte, error) {
+	n := min(size, int64(tailReadLen))
+	return read(size-n, n)
 }
 
 // encodeFooter encodes f, ending with the CRC-32C of the bytes before it.
@@ -81,8 +122,13 @@ func encodeFooter(f Footer) []byte {
 	b := make([]byte, 0, footerLen)
 	b = be.AppendUint32(b, footerMagic)
 	version := uint16(footerVersion)
-	if f.Compacted {
+	switch {
+	case f.Compacted && f.Txn:
+		version = footerVersionCompactedTxn
+	case f.Compacted:
 		version = footerVersionCompacted
+	case f.Txn:
+		version = footerVersionTxn
 	}
 	b = be.AppendUint16(b, version)
 	b = be.AppendUint16(b, 0) // reserved
@@ -97,11 +143,14 @@ func encodeFooter(f Footer) []byte {
 }
 
 // encodeSealTail returns what sealing appends after the batch region: the
-// index, then the footer, whose IndexCount and IndexCRC it fills in.
-func encodeSealTail(entries []IndexEntry, f Footer) []byte {
+// index, the transaction section if txn is not empty, then the footer,
+// whose IndexCount, IndexCRC, Txn and TxnLen it fills in.
+func encodeSealTail(entries []IndexEntry, txn *segTxn, f Footer) []byte {
 	idx := encodeIndex(entries)
 	f.IndexCount = uint32(len(entries))
 	f.IndexCRC = crc32.Checksum(idx, castagnoli)
+	f.Txn, f.TxnLen = !txn.empty(), txn.sectionLen()
+	idx = append(idx, txn.encode()...)
 	return append(idx, encodeFooter(f)...)
 }
 
@@ -121,7 +170,7 @@ func decodeFooter(b []byte) (Footer, error) {
 	}
 	// The CRC matched, so a different version was written on purpose.
 	v := be.Uint16(b[offFooterVersion:])
-	if v != footerVersion && v != footerVersionCompacted {
+	if v < footerVersion || v > footerVersionCompactedTxn {
 		return Footer{}, fmt.Errorf("%w: footer version %d not supported", ErrCorruptSegment, v)
 	}
 	if r := be.Uint16(b[offFooterReserved:]); r != 0 {
@@ -135,7 +184,8 @@ func decodeFooter(b []byte) (Footer, error) {
 		BatchesLen:   int64(be.Uint64(b[offFooterBatches:])),
 		IndexCount:   be.Uint32(b[offFooterIdxCount:]),
 		IndexCRC:     be.Uint32(b[offFooterIdxCRC:]),
-		Compacted:    v == footerVersionCompacted,
+		Compacted:    v == footerVersionCompacted || v == footerVersionCompactedTxn,
+		Txn:          v == footerVersionTxn || v == footerVersionCompactedTxn,
 	}
 	if err := checkFooter(f); err != nil {
 		return Footer{}, fmt.Errorf("%w: footer %+v: %v", ErrCorruptSegment, f, err)
@@ -175,6 +225,34 @@ type sealedSegment struct {
 	data  []byte // the whole object
 	ft    Footer
 	index *sparseIndex
+	txn   segTxn // the transaction section, empty without one
+}
+
+// decodeMeta checks and decodes what lies between a sealed segment's
+// batches and its footer: b holds the index and the transaction section.
+func decodeMeta(name string, f Footer, b []byte) ([]IndexEntry, segTxn, error) {
+	corrupt := func(at int64, err error) error {
+		return &CorruptionError{Segment: name, Offset: at, Cause: err}
+	}
+	idxLen := int64(f.IndexCount) * indexEntryLen
+	if int64(len(b)) != idxLen+f.TxnLen {
+		return nil, segTxn{}, corrupt(f.BatchesLen, fmt.Errorf("%d bytes of index and transactions, footer says %d", len(b), idxLen+f.TxnLen))
+	}
+	idxBytes := b[:idxLen]
+	if crc := crc32.Checksum(idxBytes, castagnoli); crc != f.IndexCRC {
+		return nil, segTxn{}, corrupt(f.BatchesLen, fmt.Errorf("index crc %08x, footer says %08x", crc, f.IndexCRC))
+	}
+	entries, err := decodeIndex(idxBytes)
+	if err != nil {
+		return nil, segTxn{}, corrupt(f.BatchesLen, err)
+	}
+	var txn segTxn
+	if f.Txn {
+		if txn, err = decodeTxnSection(b[idxLen:], f.BaseOffset, f.LastOffset); err != nil {
+			return nil, segTxn{}, corrupt(f.BatchesLen+idxLen, err)
+		}
+	}
+	return entries, txn, nil
 }
 
 // openSealed checks a whole sealed segment object and returns it. Beyond
@@ -185,28 +263,21 @@ func openSealed(name string, data []byte) (*sealedSegment, error) {
 	corrupt := func(at int64, err error) error {
 		return &CorruptionError{Segment: name, Offset: at, Cause: err}
 	}
-	if len(data) < footerLen {
-		return nil, corrupt(-1, fmt.Errorf("%d bytes, shorter than a footer", len(data)))
-	}
-	tailAt := int64(len(data) - footerLen)
-	f, err := decodeFooter(data[tailAt:])
+	size := int64(len(data))
+	tail, _ := tailBytes(size, func(off, n int64) ([]byte, error) { return data[off : off+n], nil })
+	f, err := decodeTail(tail)
 	if err != nil {
-		return nil, corrupt(tailAt, err)
+		return nil, corrupt(size-min(size, footerLen), err)
 	}
-	idxLen := int64(f.IndexCount) * indexEntryLen
-	if f.BatchesLen+idxLen != tailAt {
-		return nil, corrupt(tailAt, fmt.Errorf("footer says %d batch bytes and %d index bytes, object has %d before the footer",
-			f.BatchesLen, idxLen, tailAt))
+	if f.BatchesLen+f.metaLen() != size {
+		return nil, corrupt(size-footerLen, fmt.Errorf("footer says %d batch bytes, %d index bytes and %d transaction bytes, object has %d",
+			f.BatchesLen, int64(f.IndexCount)*indexEntryLen, f.TxnLen, size))
 	}
-	idxBytes := data[f.BatchesLen:tailAt]
-	if crc := crc32.Checksum(idxBytes, castagnoli); crc != f.IndexCRC {
-		return nil, corrupt(f.BatchesLen, fmt.Errorf("index crc %08x, footer says %08x", crc, f.IndexCRC))
-	}
-	entries, err := decodeIndex(idxBytes)
+	entries, txn, err := decodeMeta(name, f, data[f.BatchesLen:size-footerLen])
 	if err != nil {
-		return nil, corrupt(f.BatchesLen, err)
+		return nil, err
 	}
-	s := &sealedSegment{name: name, data: data[:f.BatchesLen:f.BatchesLen], ft: f,
+	s := &sealedSegment{name: name, data: data[:f.BatchesLen:f.BatchesLen], ft: f, txn: txn,
 		index: newSparseIndexFrom(entries, defaultIndexInterval)}
 	s.index.maxTS = f.MaxTimestamp
 	if err := s.verify(entries); err != nil {
@@ -367,7 +438,7 @@ func (s *sealedSegment) offsetForTime(ts int64) (offset int64, timestamp int64, 
 // footer that vouches for bytes that are not there. ft.BatchesLen,
 // IndexCount and IndexCRC are filled in; the other fields must describe
 // the batches, which verifySealedFile checks.
-func sealFile(f file, batchesLen int64, idx *sparseIndex, ft Footer) error {
+func sealFile(f file, batchesLen int64, idx *sparseIndex, txn *segTxn, ft Footer) error {
 	var entries []IndexEntry
 	if idx != nil {
 		entries = idx.list
@@ -376,7 +447,7 @@ func sealFile(f file, batchesLen int64, idx *sparseIndex, ft Footer) error {
 	if err := checkFooter(ft); err != nil {
 		return fmt.Errorf("seal %s: footer %+v: %w", f.Name(), ft, err)
 	}
-	tail := encodeSealTail(entries, ft)
+	tail := encodeSealTail(entries, txn, ft)
 	if err := f.Truncate(batchesLen); err != nil {
 		return fmt.Errorf("seal %s: %w", f.Name(), err)
 	}
@@ -410,16 +481,19 @@ func readFooterFile(f file) (Footer, bool, error) {
 	if size < footerLen {
 		return Footer{}, false, nil
 	}
-	buf := make([]byte, footerLen)
-	if _, err := f.ReadAt(buf, size-footerLen); err != nil {
+	buf, err := tailBytes(size, func(off, n int64) ([]byte, error) {
+		b := make([]byte, n)
+		_, err := f.ReadAt(b, off)
+		return b, err
+	})
+	if err != nil {
 		return Footer{}, false, err
 	}
-	ft, err := decodeFooter(buf)
+	ft, err := decodeTail(buf)
 	if err != nil {
 		return Footer{}, false, nil
 	}
-	idxLen := int64(ft.IndexCount) * indexEntryLen
-	if ft.BatchesLen+idxLen+footerLen != size {
+	if ft.BatchesLen+ft.metaLen() != size {
 		return Footer{}, false, nil
 	}
 	// The index is checked by whoever reads it (readIndexFile): a bad

@@ -53,7 +53,7 @@ func formatSegment(tb testing.TB, base int64, n, per, interval int) formatSeg {
 
 // object returns the sealed object bytes.
 func (s formatSeg) object() []byte {
-	return append(bytes.Clone(s.batches), encodeSealTail(s.idx.entries(), s.ft)...)
+	return append(bytes.Clone(s.batches), encodeSealTail(s.idx.entries(), nil, s.ft)...)
 }
 
 func TestFooterEncoding(t *testing.T) {
@@ -86,7 +86,7 @@ func TestDecodeFooterRejects(t *testing.T) {
 		"short":                encodeFooter(good)[1:],
 		"bad magic":            refooter(func(b []byte) { b[0] = 'X' }),
 		"bad crc":              func() []byte { b := encodeFooter(good); b[20] ^= 1; return b }(),
-		"version 3":            refooter(func(b []byte) { b[offFooterVersion+1] = 3 }),
+		"version 5":            refooter(func(b []byte) { b[offFooterVersion+1] = 5 }),
 		"reserved set":         refooter(func(b []byte) { b[offFooterReserved] = 1 }),
 		"negative base":        with(func(f *Footer) { f.BaseOffset = -1 }),
 		"last before base":     with(func(f *Footer) { f.LastOffset = 5 }),
@@ -145,7 +145,7 @@ func TestOpenSealedRejects(t *testing.T) {
 	tail := func(entries []IndexEntry, edit func(f *Footer)) []byte {
 		f := s.ft
 		edit(&f)
-		return append(bytes.Clone(s.batches), encodeSealTail(entries, f)...)
+		return append(bytes.Clone(s.batches), encodeSealTail(entries, nil, f)...)
 	}
 	entries := s.idx.entries()
 	shifted := append([]IndexEntry(nil), entries...)
@@ -174,7 +174,7 @@ func TestOpenSealedRejects(t *testing.T) {
 		"index timestamp lies":       tail(badTS, func(*Footer) {}),
 		"index offset lies":          tail(badRel, func(*Footer) {}),
 		"index past the batches":     tail(pastEnd, func(*Footer) {}),
-		"offset gap between batches": append(gap.batches, encodeSealTail(gap.idx.entries(), gap.ft)...),
+		"offset gap between batches": append(gap.batches, encodeSealTail(gap.idx.entries(), nil, gap.ft)...),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -300,7 +300,7 @@ func TestSealedOffsetForTimeOddBatches(t *testing.T) {
 	}
 	batches := slicesConcat(b0, b1, b2)
 	ft := Footer{BaseOffset: 0, LastOffset: 4, MaxTimestamp: 1000, RecordCount: 5, BatchesLen: int64(len(batches))}
-	seg, err := openSealed("k", append(batches, encodeSealTail(idx.entries(), ft)...))
+	seg, err := openSealed("k", append(batches, encodeSealTail(idx.entries(), nil, ft)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestSealFileAndReadFooterFile(t *testing.T) {
 	}
 	ft := s.ft
 	ft.BatchesLen = 0 // filled in by sealFile
-	if err := sealFile(osFile{f}, int64(len(s.batches)), s.idx, ft); err != nil {
+	if err := sealFile(osFile{f}, int64(len(s.batches)), s.idx, nil, ft); err != nil {
 		t.Fatal(err)
 	}
 	got, sealed, err := readFooterFile(osFile{f})
@@ -366,7 +366,7 @@ func TestSealFileAndReadFooterFile(t *testing.T) {
 	if err != nil || res.ValidBytes != int64(len(s.batches)) || res.Batches != 8 {
 		t.Fatalf("recover torn seal: %+v, %v", res, err)
 	}
-	if err := sealFile(osFile{f}, 10, s.idx, ft); err == nil {
+	if err := sealFile(osFile{f}, 10, s.idx, nil, ft); err == nil {
 		t.Fatal("sealFile with a footer that cannot fit: no error")
 	}
 }

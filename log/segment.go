@@ -28,6 +28,12 @@ type segment struct {
 	// a compactedObjectKey); replaced, one compaction has swapped out.
 	compacted bool
 	replaced  bool
+	// txn is the segment's transaction section: for the active segment
+	// the aborted list so far (the open list is the partition's), once
+	// sealed the whole section. nil for a remote segment not yet read
+	// (AbortedTxns then reads it from the object's tail) and for a local
+	// one before the producer state is rebuilt.
+	txn *segTxn
 
 	// file is guarded by the owning Partition's fileMu; nil once the local
 	// copy is gone (or for a segment known only from meta).

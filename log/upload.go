@@ -173,7 +173,7 @@ func verifyForUpload(f file, row meta.Segment) ([]byte, error) {
 		return nil, err
 	}
 	footer := make([]byte, footerLen)
-	if _, err := f.ReadAt(footer, ft.BatchesLen+int64(ft.IndexCount)*indexEntryLen); err != nil {
+	if _, err := f.ReadAt(footer, ft.BatchesLen+ft.metaLen()-footerLen); err != nil {
 		return nil, fmt.Errorf("log: read footer of %s: %w", f.Name(), err)
 	}
 	return footer, nil
@@ -236,6 +236,12 @@ func (m *Manager) housekeeper() {
 func (m *Manager) RunHousekeeping(ctx context.Context) {
 	now := m.now()
 	for _, p := range m.partitions() {
+		if !p.prod.loaded.Load() && p.rollDue(now) {
+			// Sealing needs the open transactions (txn.go).
+			if err := p.loadProducers(ctx); err != nil {
+				m.logger.Error("age-based roll: rebuilding producer state failed", "topic", p.topic, "partition", p.index, "err", err)
+			}
+		}
 		p.mu.Lock()
 		if p.writableLocked() == nil {
 			if err := p.maybeRollLocked(0, now); err != nil {

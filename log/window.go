@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/streamhouse/streamhouse/objstore"
 )
@@ -67,33 +66,29 @@ func (m *Manager) tailLoader(key string, size int64) func(context.Context) (*sea
 		if size < footerLen {
 			return nil, 0, corrupt(-1, fmt.Errorf("%d bytes, shorter than a footer", size))
 		}
-		fb, err := m.getRange(ctx, key, size-footerLen, footerLen)
+		fb, err := tailBytes(size, func(off, n int64) ([]byte, error) { return m.getRange(ctx, key, off, n) })
 		if err != nil {
 			return nil, 0, err
 		}
-		ft, err := decodeFooter(fb)
+		ft, err := decodeTail(fb)
 		if err != nil {
 			return nil, 0, corrupt(size-footerLen, err)
 		}
-		idxLen := int64(ft.IndexCount) * indexEntryLen
-		if ft.BatchesLen+idxLen != size-footerLen {
-			return nil, 0, corrupt(size-footerLen, fmt.Errorf("footer says %d batch bytes and %d index bytes, object has %d before the footer",
-				ft.BatchesLen, idxLen, size-footerLen))
+		if ft.BatchesLen+ft.metaLen() != size {
+			return nil, 0, corrupt(size-footerLen, fmt.Errorf("footer says %d batch bytes, %d index bytes and %d transaction bytes, object has %d",
+				ft.BatchesLen, int64(ft.IndexCount)*indexEntryLen, ft.TxnLen, size))
 		}
-		ib, err := m.getRange(ctx, key, ft.BatchesLen, idxLen)
+		mb, err := m.getRange(ctx, key, ft.BatchesLen, ft.metaLen()-footerLen)
 		if err != nil {
 			return nil, 0, err
 		}
-		if crc := crc32.Checksum(ib, castagnoli); crc != ft.IndexCRC {
-			return nil, 0, corrupt(ft.BatchesLen, fmt.Errorf("index crc %08x, footer says %08x", crc, ft.IndexCRC))
-		}
-		entries, err := decodeIndex(ib)
+		entries, txn, err := decodeMeta(key, ft, mb)
 		if err != nil {
-			return nil, 0, corrupt(ft.BatchesLen, err)
+			return nil, 0, err
 		}
-		s := &sealedSegment{name: key, ft: ft, index: newSparseIndexFrom(entries, defaultIndexInterval)}
+		s := &sealedSegment{name: key, ft: ft, txn: txn, index: newSparseIndexFrom(entries, defaultIndexInterval)}
 		s.index.maxTS = ft.MaxTimestamp
-		return s, footerLen + idxLen, nil
+		return s, ft.metaLen(), nil
 	}
 }
 
