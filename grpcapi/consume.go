@@ -51,7 +51,7 @@ func (s *Server) Consume(ctx context.Context, req *pb.ConsumeRequest) (*pb.Consu
 	out := &pb.ConsumeResponse{
 		Records:        make([]*pb.ConsumedRecord, len(b.recs)),
 		HighWatermark:  uint64(b.hwm),
-		HasMore:        b.next < b.hwm,
+		HasMore:        b.next < b.lso,
 		LogStartOffset: uint64(b.logStart),
 		NextOffset:     uint64(b.next),
 	}
@@ -95,24 +95,32 @@ func (s *Server) checkRange(p *log.Partition, from int64) error {
 	return nil
 }
 
-// waitForData blocks until a record at from or later exists, wait passes,
-// the call ends or the server stops.
+// waitForData blocks until a committed record at from or later may exist
+// (the last stable offset is past from), wait passes, the call ends or the
+// server stops.
 func (s *Server) waitForData(ctx context.Context, p *log.Partition, from int64, wait time.Duration) {
-	ready := p.Wait(from)
-	select {
-	case <-ready:
-		return
-	default:
-	}
-	s.polls.Add(1)
-	defer s.polls.Add(-1)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ready:
-	case <-t.C:
-	case <-ctx.Done():
-	case <-s.stopping:
+	var t *time.Timer
+	for {
+		_, hwm := p.Offsets()
+		if lso, err := p.LastStableOffset(ctx); err != nil || lso > from {
+			return // an error shows in the read that follows
+		}
+		ready := p.Wait(max(from, hwm)) // the next append: data or a marker
+		if t == nil {
+			s.polls.Add(1)
+			defer s.polls.Add(-1)
+			t = time.NewTimer(wait)
+			defer t.Stop()
+		}
+		select {
+		case <-ready:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-s.stopping:
+			return
+		}
 	}
 }
 
@@ -121,15 +129,24 @@ type readBatch struct {
 	recs          []log.Record
 	next          int64 // offset to read from next
 	hwm, logStart int64
+	lso           int64 // the last stable offset the read stopped at
 }
 
 // readRecords decodes records from offset from on, reading segment after
 // segment, until maxRecs records or about maxBytes of them (at least one
-// record when any exists) or the high watermark.
+// record when any exists) or the last stable offset. It reads as Kafka's
+// read_committed consumers do: never past the last stable offset, and
+// without the records of aborted transactions or any control batch.
 func readRecords(ctx context.Context, p *log.Partition, from int64, maxRecs, maxBytes int) (readBatch, error) {
 	b := readBatch{next: from}
+	lso, err := p.LastStableOffset(ctx)
+	if err != nil {
+		return b, err
+	}
+	b.lso = lso
+	b.logStart, b.hwm = p.Offsets()
 	chunk, used := firstReadBytes, 0
-	for len(b.recs) < maxRecs && used < maxBytes {
+	for len(b.recs) < maxRecs && used < maxBytes && b.next < lso {
 		res, err := p.Read(ctx, b.next, min(chunk, max(maxBytes-used, 1)))
 		if err != nil {
 			if len(b.recs) > 0 && errors.Is(err, log.ErrOffsetOutOfRange) {
@@ -138,10 +155,15 @@ func readRecords(ctx context.Context, p *log.Partition, from int64, maxRecs, max
 			return b, err
 		}
 		b.hwm, b.logStart = res.HighWatermark, res.LogStartOffset
-		if len(res.Batches) == 0 {
-			break // at the high watermark
+		data := res.Batches[:log.BatchesBelow(res.Batches, lso)]
+		if len(data) == 0 {
+			break // at the last stable offset
 		}
-		recs, err := log.DecodeBatches(res.Batches, b.next)
+		aborted, err := p.AbortedTxns(ctx, b.next, batchesEnd(data))
+		if err != nil {
+			return b, err
+		}
+		recs, err := log.DecodeCommitted(data, b.next, aborted)
 		if err != nil {
 			return b, err
 		}
@@ -157,7 +179,7 @@ func readRecords(ctx context.Context, p *log.Partition, from int64, maxRecs, max
 		}
 		// Skip what held no records to return (control batches, offsets
 		// a producer left unused) so the next read moves on.
-		b.next = max(b.next, batchesEnd(res.Batches))
+		b.next = max(b.next, batchesEnd(data))
 		chunk *= 2
 	}
 	return b, nil

@@ -254,7 +254,7 @@ type compaction struct {
 	lastBatches map[int64]map[int64]bool
 	// aborted lists, per producer, the aborted transactions that may
 	// hold records of the run's range: their records are removed.
-	aborted map[int64][]AbortedTxn
+	aborted abortedIndex
 	io      *throttle
 	res     CompactionResult
 	// Buffers reused batch after batch: decompressed records, the records
@@ -399,7 +399,7 @@ func (c *compaction) mapKeys() (int, error) {
 	for i := c.plan.dirtyFrom; i < len(c.plan.segs); i++ {
 		full := false
 		err := c.eachBatch(c.plan.segs[i], func(b []byte, h BatchHeader) error {
-			if h.IsControl() || full || c.isAborted(h) {
+			if h.IsControl() || full || c.aborted.has(h) {
 				return nil
 			}
 			return c.eachRecord(b, h, func(r *recordView) {
@@ -460,24 +460,8 @@ func (c *compaction) loadAborted() error {
 	if err != nil {
 		return fmt.Errorf("aborted transactions: %w", err)
 	}
-	c.aborted = make(map[int64][]AbortedTxn)
-	for _, a := range list {
-		c.aborted[a.ProducerID] = append(c.aborted[a.ProducerID], a)
-	}
+	c.aborted = newAbortedIndex(list)
 	return nil
-}
-
-// isAborted reports whether h is a data batch of an aborted transaction.
-func (c *compaction) isAborted(h BatchHeader) bool {
-	if !h.IsTransactional() || h.IsControl() {
-		return false
-	}
-	for _, a := range c.aborted[h.ProducerID] {
-		if a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
-			return true
-		}
-	}
-	return false
 }
 
 // rewrite runs pass two over one group and writes its object. changed is

@@ -285,7 +285,7 @@ func (c *compaction) cleanBatch(b []byte, h BatchHeader) ([]byte, error) {
 	if h.IsControl() {
 		return b, nil
 	}
-	if c.isAborted(h) {
+	if c.aborted.has(h) {
 		// An aborted transaction's records are never read (Kafka's
 		// cleaner removes them too); an empty batch keeps the
 		// producer's sequence where the producer state needs it.

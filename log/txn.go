@@ -330,6 +330,78 @@ func (p *Partition) AbortedTxns(ctx context.Context, from, to int64) ([]AbortedT
 	return out, nil
 }
 
+// abortedIndex holds aborted transactions by producer, to tell whether a
+// batch belongs to one.
+type abortedIndex map[int64][]AbortedTxn
+
+func newAbortedIndex(list []AbortedTxn) abortedIndex {
+	ix := make(abortedIndex)
+	for _, a := range list {
+		ix[a.ProducerID] = append(ix[a.ProducerID], a)
+	}
+	return ix
+}
+
+// has reports whether h is a data batch of one of the transactions.
+func (ix abortedIndex) has(h BatchHeader) bool {
+	if !h.IsTransactional() || h.IsControl() {
+		return false
+	}
+	for _, a := range ix[h.ProducerID] {
+		if a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeCommitted is DecodeBatches for a read_committed reader of b: it
+// also leaves out the records of the aborted transactions listed (what
+// AbortedTxns returns for these batches). Control batches never yield
+// records.
+func DecodeCommitted(b []byte, from int64, aborted []AbortedTxn) ([]Record, error) {
+	if len(aborted) == 0 {
+		return DecodeBatches(b, from)
+	}
+	ix := newAbortedIndex(aborted)
+	var out []Record
+	for len(b) > 0 {
+		size, err := frameSize(b)
+		if errors.Is(err, errShortFrame) || (err == nil && size > len(b)) {
+			break // a partial batch ends a size-capped read
+		}
+		if err != nil {
+			return out, corruptf("batch: %v", err)
+		}
+		batch := b[:size]
+		b = b[size:]
+		if h, err := ParseBatchHeader(batch); err == nil && ix.has(h) {
+			continue
+		}
+		recs, err := DecodeBatches(batch, from)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// BatchesBelow returns the length of the longest prefix of b made of whole
+// batches that start below offset: what a read_committed reader may see
+// of b when offset is the last stable offset.
+func BatchesBelow(b []byte, offset int64) int {
+	n := 0
+	for len(b)-n >= batchHeaderLen {
+		size, err := frameSize(b[n:])
+		if err != nil || size > len(b)-n || int64(binary.BigEndian.Uint64(b[n:])) >= offset {
+			break
+		}
+		n += size
+	}
+	return n
+}
+
 // remoteTxn returns the transaction section of a remote segment from its
 // cached tail (footer, index, section).
 func (p *Partition) remoteTxn(ctx context.Context, s *segment, size int64) (segTxn, error) {
