@@ -123,6 +123,7 @@ type partitionSample struct {
 	readRecords, readBytes         int64
 	logStart, logEnd, hwm          int64
 	objectBytes                    int64
+	lsoLag, openTxns               int64
 }
 
 // sample returns the partition's counters and offsets for a scrape.
@@ -138,6 +139,9 @@ func (p *Partition) sample() partitionSample {
 	// separate series so dashboards survive replication.
 	s.logStart, s.logEnd, s.hwm = p.logStart, p.hwm, p.hwm
 	s.objectBytes = p.remoteBytes
+	if st := p.prod.state; st != nil {
+		s.lsoLag, s.openTxns = p.hwm-lastStable(st.ongoing, p.hwm), int64(len(st.ongoing))
+	}
 	p.mu.Unlock()
 	return s
 }
@@ -151,6 +155,8 @@ func (s *partitionSample) add(o partitionSample) {
 	s.logEnd += o.logEnd
 	s.hwm += o.hwm
 	s.objectBytes += o.objectBytes
+	s.lsoLag += o.lsoLag
+	s.openTxns += o.openTxns
 }
 
 // topicCollector exports the per-topic families (per partition with
@@ -185,6 +191,10 @@ var topicFamilies = []struct {
 		func(s *partitionSample) int64 { return s.hwm }},
 	{"object_store_bytes", "Bytes of uploaded segments in the object store.", false,
 		func(s *partitionSample) int64 { return s.objectBytes }},
+	{"last_stable_offset_lag", "High watermark minus last stable offset: offsets held back from read_committed readers by open transactions (per topic: summed over its partitions).", false,
+		func(s *partitionSample) int64 { return s.lsoLag }},
+	{"open_transactions", "Transactions open in the partition log (per topic: summed over its partitions).", false,
+		func(s *partitionSample) int64 { return s.openTxns }},
 }
 
 func newTopicCollector(m *Manager, perPartition bool) *topicCollector {

@@ -84,6 +84,9 @@ func TestTxnMarkersMoveLastStableOffset(t *testing.T) {
 	wantLSO(t, p, 0)
 	mark(t, m, p, 1, 0, true) // 6
 	wantLSO(t, p, 3)
+	if s := p.sample(); s.lsoLag != 4 || s.openTxns != 1 {
+		t.Fatalf("metrics sample: LSO lag %d, open transactions %d; want 4 and 1", s.lsoLag, s.openTxns)
+	}
 	mark(t, m, p, 2, 0, false) // 7
 	wantLSO(t, p, 8)
 	abortedTwo := AbortedTxn{ProducerID: 2, FirstOffset: 3, LastOffset: 7, LastStable: 8}
