@@ -381,3 +381,53 @@ func txnKV(t *testing.T, pid int64, seq int32, ts int64, recs ...kv) []byte {
 	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 	return b
 }
+
+// TestTxnSectionOfSegmentSealedAtRecovery: a sealed segment whose tail was
+// lost (a torn seal) is sealed again at open; its transaction section is
+// rebuilt from the previous segment's open list and its own batches.
+func TestTxnSectionOfSegmentSealedAtRecovery(t *testing.T) {
+	e := newTestEnv(t)
+	fs := &faultStore{Store: e.objects}
+	fs.failNextPuts(1 << 30) // every segment stays local
+	e.objects = fs
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	p := mustPartition(t, m, "t", 0)
+	appendTxn(t, p, 1, 0, 0, 1) // 0: open across both rolls
+	if err := p.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	appendTxn(t, p, 2, 0, 0, 2) // 1-2
+	mark(t, m, p, 2, 0, false)  // 3
+	appendTxn(t, p, 3, 0, 0, 1) // 4: open at the second segment's end
+	if err := p.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	torn := p.segs[1]
+	path, batches := torn.path, torn.size
+	p.mu.Unlock()
+	appendTxn(t, p, 1, 0, 1, 1) // 5
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.m = nil
+	if err := os.Truncate(path, batches); err != nil { // the seal's tail is gone
+		t.Fatal(err)
+	}
+	m = e.open()
+	p = mustPartition(t, m, "t", 0)
+	p.mu.Lock()
+	got := p.segs[1].txn
+	p.mu.Unlock()
+	want := segTxn{aborted: []AbortedTxn{{ProducerID: 2, FirstOffset: 1, LastOffset: 3, LastStable: 0}},
+		open: []openTxn{{producerID: 1, firstOffset: 0}, {producerID: 3, firstOffset: 4}}}
+	if got == nil || !slices.Equal(got.aborted, want.aborted) || !slices.Equal(got.open, want.open) {
+		t.Fatalf("section of the resealed segment %+v, want %+v", got, want)
+	}
+	wantLSO(t, p, 0)
+	mark(t, m, p, 1, 0, true)
+	wantLSO(t, p, 4)
+	mark(t, m, p, 3, 0, true)
+	wantLSO(t, p, 8)
+}
