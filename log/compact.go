@@ -124,10 +124,7 @@ func (p *Partition) planCompaction(now time.Time) *compactPlan {
 	pl := &compactPlan{logStart: p.logStart, settings: s, dirtyFrom: -1}
 	var clean, dirty int64
 	force := false
-	lso := p.hwm
-	if p.prod.state != nil {
-		lso = lastStable(p.prod.state.ongoing, p.hwm)
-	}
+	lso := p.lsoLocked()
 	for _, seg := range p.segs[:len(p.segs)-1] {
 		if !seg.remote || seg.next > lso {
 			// Kafka's cleaner, too, stops at the last stable offset:

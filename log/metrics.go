@@ -140,7 +140,7 @@ func (p *Partition) sample() partitionSample {
 	s.logStart, s.logEnd, s.hwm = p.logStart, p.hwm, p.hwm
 	s.objectBytes = p.remoteBytes
 	if st := p.prod.state; st != nil {
-		s.lsoLag, s.openTxns = p.hwm-lastStable(st.ongoing, p.hwm), int64(len(st.ongoing))
+		s.lsoLag, s.openTxns = p.hwm-p.lsoLocked(), int64(len(st.ongoing))
 	}
 	p.mu.Unlock()
 	return s

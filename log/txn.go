@@ -227,14 +227,25 @@ func lastStable(ongoing map[int64]int64, hwm int64) int64 {
 }
 
 // LastStableOffset returns the partition's last stable offset: the first
-// offset of its oldest open transaction, or the high watermark.
+// offset of its oldest open transaction, or the high watermark; never
+// below the log start offset (DeleteRecords may move that into an open
+// transaction), as in Kafka.
 func (p *Partition) LastStableOffset(ctx context.Context) (int64, error) {
 	if err := p.loadProducers(ctx); err != nil {
 		return 0, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return lastStable(p.prod.state.ongoing, p.hwm), nil
+	return p.lsoLocked(), nil
+}
+
+// lsoLocked is LastStableOffset once the producer state is loaded; the
+// high watermark before.
+func (p *Partition) lsoLocked() int64 {
+	if p.prod.state == nil {
+		return p.hwm
+	}
+	return max(lastStable(p.prod.state.ongoing, p.hwm), p.logStart)
 }
 
 // ProducerInfo describes one producer's state in a partition, as

@@ -431,3 +431,24 @@ func TestTxnSectionOfSegmentSealedAtRecovery(t *testing.T) {
 	mark(t, m, p, 3, 0, true)
 	wantLSO(t, p, 8)
 }
+
+// TestTxnLastStableOffsetNotBelowLogStart: DeleteRecords into an open
+// transaction moves the last stable offset with the log start, as Kafka's.
+func TestTxnLastStableOffsetNotBelowLogStart(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	p := mustPartition(t, m, "t", 0)
+	appendTxn(t, p, 1, 0, 0, 3) // 0-2
+	if _, err := p.Append(context.Background(), testBatch(t, 0, 2, CodecNone), AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantLSO(t, p, 0)
+	if _, err := p.DeleteRecordsBefore(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	wantLSO(t, p, 2)
+	mark(t, m, p, 1, 0, false) // 5
+	wantLSO(t, p, 6)
+	wantAborted(t, p, 2, 6, AbortedTxn{ProducerID: 1, FirstOffset: 0, LastOffset: 5, LastStable: 6})
+}
