@@ -8,8 +8,8 @@ package kafka
 // partition and never fail the rest of the request:
 // UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID at v13), CORRUPT_MESSAGE
 // (bad CRC, length or records), INVALID_RECORD (bad magic, a record count
-// that does not match the records, more than one batch, a transactional
-// batch, a record without a key on a topic whose cleanup.policy includes
+// that does not match the records, more than one batch, a control batch,
+// a record without a key on a topic whose cleanup.policy includes
 // compact: Kafka's "Compacted topic cannot accept message without key"
 // in ErrorMessage), MESSAGE_TOO_LARGE (over max.message.bytes),
 // OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH (idempotent
@@ -32,17 +32,29 @@ package kafka
 // LogAppendTime is the broker time stamped on the batch for topics with
 // message.timestamp.type=LogAppendTime, else -1.
 //
-// Transactions are not supported: a request with a TransactionID gets
-// INVALID_REQUEST for every partition (InitProducerId refuses
-// transactional IDs, so stock clients never get here). The internal topic
-// __consumer_offsets answers INVALID_TOPIC_EXCEPTION (internal_topics.go).
+// Transactions: a transactional batch (attribute bit 4) must come with a
+// TransactionalID, else the whole request gets
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka answers. Before its
+// append the transaction coordinator (kafka/txn, ProduceGuard) confirms
+// that the partition is in the producer's ongoing transaction at its
+// epoch: KIP-890 part 1's verification, done in process because the
+// coordinator is this broker. The guard keeps the transaction from ending
+// until the request's batches are appended, so a marker can never come
+// between the check and the append. A partition not in the transaction
+// gets INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v11), an old epoch
+// PRODUCER_FENCED.
+// From v12 on (transaction version 2) the first produce to a partition adds
+// it to the transaction. The log then tracks the open transaction for the
+// last stable offset (log/txn.go). The internal topic __consumer_offsets
+// answers INVALID_TOPIC_EXCEPTION (internal_topics.go).
 //
 // Version notes:
 //   - v3: RecordBatch v2 only (older message formats are not served).
 //   - v5: LogStartOffset. v8: ErrorMessage (ErrorRecords left empty).
 //   - v9: flexible. v10-v11: CurrentLeader/NodeEndpoints tags are only
 //     for NOT_LEADER_OR_FOLLOWER, which one broker never answers.
-//   - v12: same as v11 for non-transactional producers.
+//   - v12: transaction version 2: a transactional produce adds its
+//     partition to the transaction (KIP-890 part 2).
 //   - v13: topics by ID.
 
 import (
@@ -54,6 +66,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/kafka/txn"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -72,8 +85,8 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	switch {
 	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
 		preErr = kerr.InvalidRequiredAcks.Code
-	case req.TransactionID != nil:
-		preErr = kerr.InvalidRequest.Code
+	case req.TransactionID == nil && hasTransactionalBatch(req):
+		preErr = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	var byID map[[16]byte]meta.Topic
 	if req.Version >= 13 {
@@ -81,6 +94,15 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	}
 	var jobs []produceJob
 	failed := false
+	// guard holds the transactional ID still from the first check to the
+	// last append (txn.ProduceGuard); guardErr is why there is none.
+	var guard *txn.ProduceGuard
+	var guardErr error
+	defer func() {
+		if guard != nil {
+			guard.Release()
+		}
+	}()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		st := &resp.Topics[i]
@@ -103,11 +125,31 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			sp.Partition, sp.BaseOffset = rp.Partition, -1
 			if topicErr != 0 {
 				sp.ErrorCode, failed = topicErr, true
+				if topicErr == kerr.TransactionalIDAuthorizationFailed.Code && req.Version >= 8 {
+					msg := "transactional record batches need the request's TransactionalID"
+					sp.ErrorMessage = &msg
+				}
 				continue
 			}
 			p, err := s.cfg.Log.Partition(name, rp.Partition)
+			var h log.BatchHeader
 			if err == nil {
-				err = checkProduceBatches(rp.Records)
+				h, err = checkProduceBatches(rp.Records)
+			}
+			if err == nil && h.IsTransactional() {
+				if guard == nil && guardErr == nil {
+					guard, guardErr = s.txn.GuardProduce(*req.TransactionID, h.ProducerID, h.ProducerEpoch)
+				}
+				err = guardErr
+				if err == nil {
+					err = guard.Check(ctx, h.ProducerID, h.ProducerEpoch, name, rp.Partition, req.Version >= 12)
+				}
+				if err != nil {
+					s.setProduceError(sp, err, req.Version)
+					sp.ErrorCode = txnCode(err, req.Version, 0, 11)
+					failed = true
+					continue
+				}
 			}
 			if err != nil {
 				s.setProduceError(sp, err, req.Version)
@@ -119,6 +161,10 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	}
 	if s.runProduce(ctx, r, jobs, req.Acks, req.Version) {
 		failed = true
+	}
+	if guard != nil {
+		guard.Release() // the appends are written; their fsyncs need no guard
+		guard = nil
 	}
 	if req.Acks == 0 {
 		if failed {
@@ -190,23 +236,37 @@ func (s *Server) setProduceError(sp *kmsg.ProduceResponseTopicPartition, err err
 	}
 }
 
-// batchAttrTransactional is the transactional bit of a RecordBatch's
-// attributes (Kafka's format, never changes).
-const batchAttrTransactional = 0x10
-
 // checkProduceBatches enforces what Kafka asks of a v3+ produce beyond
-// what the log validates: exactly one batch, not transactional. Damage
-// (short or bad frames) is left to the log to report.
-func checkProduceBatches(records []byte) error {
+// what the log validates: exactly one batch, not a control batch. It
+// returns the batch's header. Damage (short or bad frames) is left to the
+// log to report.
+func checkProduceBatches(records []byte) (log.BatchHeader, error) {
 	batches, err := log.SplitBatches(records)
 	if err != nil || len(batches) == 0 {
-		return nil
+		return log.BatchHeader{}, nil
 	}
 	if len(batches) > 1 {
-		return fmt.Errorf("%w: %d record batches; produce v3+ allows exactly one per partition", log.ErrInvalidBatch, len(batches))
+		return log.BatchHeader{}, fmt.Errorf("%w: %d record batches; produce v3+ allows exactly one per partition", log.ErrInvalidBatch, len(batches))
 	}
-	if b := batches[0]; len(b) >= 23 && binary.BigEndian.Uint16(b[21:])&batchAttrTransactional != 0 {
-		return fmt.Errorf("%w: transactional batches are not supported", log.ErrInvalidBatch)
+	h, err := log.ParseBatchHeader(batches[0])
+	if err != nil {
+		return log.BatchHeader{}, nil
 	}
-	return nil
+	if h.IsControl() {
+		return h, fmt.Errorf("%w: control batches are written by the broker only", log.ErrInvalidBatch)
+	}
+	return h, nil
+}
+
+// hasTransactionalBatch reports whether any partition of req carries a
+// transactional batch.
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if b := p.Records; len(b) >= 23 && binary.BigEndian.Uint16(b[21:])&0x10 != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

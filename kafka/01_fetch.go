@@ -26,9 +26,15 @@ package kafka
 //     above the high watermark; UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID
 //     from v13); FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when
 //     CurrentLeaderEpoch is set and not 0.
-//   - There are no transactions, so the last stable offset is the high
-//     watermark at both isolation levels and there are never aborted
-//     transactions (read_committed gets an empty list).
+//   - LastStableOffset is the partition's last stable offset (the first
+//     offset of its oldest open transaction, else the high watermark) at
+//     both isolation levels. READ_COMMITTED (IsolationLevel 1) returns only
+//     batches below it, with AbortedTransactions listing the aborted
+//     transactions that may hold records of what is returned
+//     (Partition.AbortedTxns, from the segments' transaction sections);
+//     clients drop those records and every control batch (the markers),
+//     as with Kafka. Such a fetch reads into memory only when an open
+//     transaction cuts the data; otherwise it is served like any other.
 //   - Fetch sessions (KIP-227) are declined: SessionID 0 in every
 //     response, so clients keep sending full fetches. SessionEpoch -1 and
 //     0 are full fetches; a positive epoch names a session we never gave
@@ -174,16 +180,34 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 		out.ErrorCode, out.RecordBatches = 0, []byte{}
 		fp.res.Release() // a long poll's earlier read, now replaced
 		limit := min(int(fp.maxBytes), int(req.MaxBytes)-total)
-		if limit <= 0 && total > 0 {
+		lso, err := fp.part.LastStableOffset(ctx)
+		if err == nil && limit <= 0 && total > 0 {
 			// The response is full: report offsets only.
 			logStart, hwm := fp.part.Offsets()
-			out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hwm, hwm, logStart
+			out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hwm, min(lso, hwm), logStart
 			done = true
 			continue
 		}
-		res, err := fp.part.ReadRegion(ctx, fp.offset, max(limit, 0), regionMinBytes)
+		// read_committed stops at the last stable offset: below it the
+		// region of the segment file is sent as it is, above it the
+		// batches are read and cut there.
+		committed := req.IsolationLevel == 1
+		var res log.ReadResult
+		if err == nil {
+			if _, hwm := fp.part.Offsets(); committed && lso < hwm {
+				res, err = fp.part.Read(ctx, fp.offset, max(limit, 0))
+				res.Batches = res.Batches[:log.BatchesBelow(res.Batches, lso)]
+			} else {
+				res, err = fp.part.ReadRegion(ctx, fp.offset, max(limit, 0), regionMinBytes)
+			}
+		}
 		fp.res = res
-		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = res.HighWatermark, min(lso, res.HighWatermark), res.LogStartOffset
+		// end is as far as a reader at this isolation level may read.
+		end := res.HighWatermark
+		if committed {
+			end = out.LastStableOffset
+		}
 		if err != nil {
 			out.ErrorCode = errorCode(err)
 			if out.ErrorCode != kerr.OffsetOutOfRange.Code {
@@ -197,9 +221,10 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 				// Whole batches, sent from the segment file (frame.go);
 				// RecordBatches stays empty until then.
 				total += rg.Len
-				if rg.NextOffset < res.HighWatermark {
+				if rg.NextOffset < end {
 					done = true
 				}
+				s.fetchAborted(ctx, committed, fp, rg.NextOffset)
 				continue
 			}
 			fp.res.Release() // over the limit: no data, as for bytes below
@@ -211,9 +236,10 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 		if len(data) > 0 {
 			out.RecordBatches = data
 			total += len(data)
-			if batchesEnd(data) < res.HighWatermark {
+			if batchesEnd(data) < end {
 				done = true // more than fits: waiting would not help
 			}
+			s.fetchAborted(ctx, committed, fp, batchesEnd(data))
 			continue
 		}
 		waits = append(waits, fp.part.Wait(res.HighWatermark))
@@ -226,6 +252,29 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 // reading them into memory: below it the extra system calls (duplicate and
 // close a descriptor, one more send) cost more than copying.
 const regionMinBytes = 16 << 10
+
+// fetchAborted fills a read_committed answer's AbortedTransactions: those
+// that may hold records of the data read, up to offset end
+// (Partition.AbortedTxns). A failure to read them fails the partition:
+// without them aborted records would be handed out as committed.
+func (s *Server) fetchAborted(ctx context.Context, committed bool, fp *fetchPart, end int64) {
+	if !committed {
+		return
+	}
+	out := fp.out
+	list, err := fp.part.AbortedTxns(ctx, fp.offset, end)
+	if err != nil {
+		s.logger.Warn("fetch: reading aborted transactions failed", "topic", fp.part.Topic(), "partition", fp.part.Index(), "offset", fp.offset, "err", err)
+		fp.res.Release()
+		out.ErrorCode, out.RecordBatches = errorCode(err), []byte{}
+		return
+	}
+	out.AbortedTransactions = out.AbortedTransactions[:0]
+	for _, a := range list {
+		out.AbortedTransactions = append(out.AbortedTransactions,
+			kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+	}
+}
 
 // fetchRegions lists the partitions whose batches are file regions, in
 // response order.

@@ -4,8 +4,9 @@ package kafka
 //
 // Per partition, by Timestamp:
 //   - -2 (earliest): the log start offset;
-//   - -1 (latest): the high watermark (also for read_committed: without
-//     transactions the last stable offset is the high watermark);
+//   - -1 (latest): the high watermark, or under read_committed
+//     (IsolationLevel 1) the last stable offset (the first offset of the
+//     oldest open transaction), as Kafka answers;
 //   - -3 (max timestamp, v7+): the first record carrying the partition's
 //     largest timestamp, with that timestamp (Partition.MaxTimestamp);
 //     offset -1 and timestamp -1 for an empty partition, as Kafka answers;
@@ -28,7 +29,7 @@ package kafka
 // Version notes:
 //   - v0 (old-style offset lists) is not served: no current client needs
 //     it and Kafka 4 dropped it too.
-//   - v2: isolation level (same answer). v4: leader epochs. v5: no change
+//   - v2: isolation level. v4: leader epochs. v5: no change
 //     for us. v6: flexible. v7-v9 and v11: the special timestamps above.
 //   - v10: TimeoutMillis, the bound on a remote-storage lookup; every
 //     lookup here is bounded by the request's context instead, so it is
@@ -63,13 +64,13 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 			sp := &st.Partitions[j]
 			sp.Default()
 			sp.Partition = rp.Partition
-			s.listOffset(ctx, req.Version, rt.Topic, rp, sp)
+			s.listOffset(ctx, req.Version, req.IsolationLevel == 1, rt.Topic, rp, sp)
 		}
 	}
 	return resp, nil
 }
 
-func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+func (s *Server) listOffset(ctx context.Context, version int16, committed bool, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	p, err := s.cfg.Log.Partition(topic, rp.Partition)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
@@ -93,6 +94,9 @@ func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp
 	switch ts := rp.Timestamp; {
 	case ts == listEarliest:
 		sp.Offset, _ = p.Offsets()
+	case ts == listLatest && committed:
+		lso, err := p.LastStableOffset(ctx)
+		record(lso, -1, true, err)
 	case ts == listLatest:
 		_, sp.Offset = p.Offsets()
 	case ts == listMaxTimestamp && version >= 7:

@@ -11,8 +11,14 @@ package kafka
 // Version notes:
 //   - v0-v1: a topic list is required. v2: null topics mean all; a
 //     top-level ErrorCode. v3: ThrottleMillis. v5: LeaderEpoch. v6: flexible.
-//   - v7: RequireStable: without transactions no offset is ever pending,
-//     so it is honoured trivially.
+//   - v7: RequireStable (KIP-447): a partition with an offset committed by
+//     a transaction still running (TxnOffsetCommit, pending until the
+//     transaction ends; txn.Coordinator.PendingOffsets) answers
+//     UNSTABLE_OFFSET_COMMIT with offset -1, and the client retries. Without
+//     RequireStable the committed offset is answered, as in Kafka. When
+//     every offset of the group is asked for, only partitions with a
+//     committed offset are listed (pending ones alone are not), as in
+//     Kafka.
 //   - v8: several groups per request (KIP-709). v9: MemberID/MemberEpoch:
 //     for a KIP-848 consumer group, a fetch naming a member must carry
 //     its current epoch (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); classic
@@ -41,7 +47,7 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 					continue
 				}
 			}
-			resp.Groups = append(resp.Groups, s.fetchGroupOffsets(ctx, req.Version, rg.Group, rg.Topics))
+			resp.Groups = append(resp.Groups, s.fetchGroupOffsets(ctx, req.Version, rg.Group, rg.Topics, req.RequireStable))
 		}
 		return resp, nil
 	}
@@ -52,7 +58,7 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 	for _, t := range req.Topics {
 		topics = append(topics, kmsg.OffsetFetchRequestGroupTopic{Topic: t.Topic, Partitions: t.Partitions})
 	}
-	g := s.fetchGroupOffsets(ctx, req.Version, req.Group, topics)
+	g := s.fetchGroupOffsets(ctx, req.Version, req.Group, topics, req.Version >= 7 && req.RequireStable)
 	resp.ErrorCode = g.ErrorCode
 	for _, t := range g.Topics {
 		rt := kmsg.OffsetFetchResponseTopic{Topic: t.Topic}
@@ -66,11 +72,16 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 }
 
 // fetchGroupOffsets answers one group; nil topics means every committed
-// offset of the group.
-func (s *Server) fetchGroupOffsets(ctx context.Context, version int16, group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+// offset of the group. With requireStable, partitions with a pending
+// transactional offset answer UNSTABLE_OFFSET_COMMIT.
+func (s *Server) fetchGroupOffsets(ctx context.Context, version int16, group string, topics []kmsg.OffsetFetchRequestGroupTopic, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	out := kmsg.NewOffsetFetchResponseGroup()
 	out.Group = group
 	stored, err := s.cfg.Meta.FetchOffsets(ctx, group)
+	var unstable map[meta.TopicPartition]bool
+	if err == nil && requireStable {
+		unstable, err = s.pendingTxnOffsets(ctx, group)
+	}
 	if err != nil {
 		out.ErrorCode = coordinatorErrorCode(err)
 		s.logger.Error("offset fetch failed", "group", group, "err", err)
@@ -82,6 +93,12 @@ func (s *Server) fetchGroupOffsets(ctx context.Context, version int16, group str
 	}
 	if topics == nil {
 		out.Topics = s.allGroupOffsets(stored, byID)
+		for i := range out.Topics {
+			t := &out.Topics[i]
+			for j := range t.Partitions {
+				markUnstable(&t.Partitions[j], unstable[meta.TopicPartition{Topic: t.Topic, Partition: t.Partitions[j].Partition}])
+			}
+		}
 		return out
 	}
 	byKey := make(map[meta.TopicPartition]meta.CommittedOffset, len(stored))
@@ -101,11 +118,36 @@ func (s *Server) fetchGroupOffsets(ctx context.Context, version int16, group str
 		for _, p := range rt.Partitions {
 			sp := fetchedOffset(byKey[meta.TopicPartition{Topic: name, Partition: p}], p)
 			sp.ErrorCode = code
+			if code == 0 {
+				markUnstable(&sp, unstable[meta.TopicPartition{Topic: name, Partition: p}])
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		out.Topics = append(out.Topics, st)
 	}
 	return out
+}
+
+// pendingTxnOffsets returns the partitions of group with an offset
+// committed by a running transaction.
+func (s *Server) pendingTxnOffsets(ctx context.Context, group string) (map[meta.TopicPartition]bool, error) {
+	pending, err := s.txn.PendingOffsets(ctx, group)
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
+	out := make(map[meta.TopicPartition]bool, len(pending))
+	for _, o := range pending {
+		out[meta.TopicPartition{Topic: o.Topic, Partition: o.Partition}] = true
+	}
+	return out, nil
+}
+
+// markUnstable answers UNSTABLE_OFFSET_COMMIT, offset -1, for a partition
+// with a pending transactional offset.
+func markUnstable(p *kmsg.OffsetFetchResponseGroupTopicPartition, pending bool) {
+	if pending {
+		p.ErrorCode, p.Offset, p.LeaderEpoch, p.Metadata = kerr.UnstableOffsetCommit.Code, -1, -1, kmsg.StringPtr("")
+	}
 }
 
 // allGroupOffsets lists every stored offset (sorted by topic, then

@@ -2,20 +2,23 @@ package kafka
 
 // FindCoordinator (key 10): versions 0-6.
 //
-// This broker coordinates every group: a group key (type 0) always gets
-// this broker's node ID and advertised address. Transactions (type 1) and
-// share groups (type 2, v6) are not supported: such keys get
-// INVALID_REQUEST with a message saying so (a fatal error, rather than a
-// retriable COORDINATOR_NOT_AVAILABLE that would make a transactional
-// producer retry until it times out); so does any other key type.
+// This broker coordinates every group and every transactional ID: a group
+// key (type 0) or a transactional ID (type 1) always gets this broker's
+// node ID and advertised address. Share groups (type 2, v6) are not
+// supported: such keys get INVALID_REQUEST with a message saying so (a
+// fatal error, rather than a retriable COORDINATOR_NOT_AVAILABLE that
+// would make a client retry until it times out); so does any other key
+// type.
 //
 // Version notes: v1: CoordinatorType, ErrorMessage, ThrottleMillis.
 // v3: flexible. v4: batched CoordinatorKeys, answered per key (KIP-699).
-// v5: no change for us (TRANSACTION_ABORTABLE is for transactions).
+// v5: may answer TRANSACTION_ABORTABLE, which we never do.
 // v6: share-group keys (refused, see above).
 //
 // The first group lookup creates the internal topic __consumer_offsets, as
-// Kafka does (internal_topics.go).
+// Kafka does (internal_topics.go). Kafka's first transactional lookup
+// creates __transaction_state likewise; our transaction state lives in
+// meta and no such topic is created.
 
 import (
 	"context"
@@ -42,7 +45,6 @@ func (s *Server) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Re
 	case coordinatorGroup:
 		s.ensureOffsetsTopic(ctx)
 	case coordinatorTxn:
-		code, msg = kerr.InvalidRequest.Code, kmsg.StringPtr("transactions are not supported by this broker")
 	case coordinatorShare:
 		code, msg = kerr.InvalidRequest.Code, kmsg.StringPtr("share groups are not supported by this broker")
 	default:

@@ -21,14 +21,25 @@ package kafka
 // Kafka 4.4 also finalizes kraft.version 1, transaction.version 2,
 // eligible.leader.replicas.version 1, share.version 2 and streams.version
 // 1. They are left out, because what they announce is not served: no KRaft
-// quorum, no transactions (a client seeing transaction.version >= 2, the
-// Java producer or franz-go, takes the KIP-890 transaction paths), no
-// replicas to elect from, no share groups, no streams groups. Their levels
-// are 0 here, which is how kafka-features and clients read a missing one.
+// quorum, no replicas to elect from, no share groups, no streams groups.
+// Their levels are 0 here, which is how kafka-features and clients read a
+// missing one.
 //
-// FinalizedFeaturesEpoch is featuresEpoch: the feature levels are fixed per
-// build, and clients keep the features of the highest epoch they saw, so
-// the epoch is raised whenever featureTable changes.
+// transaction.version (supported 0-2, finalized 2) is advertised only when
+// Config.TransactionV2 is set (--transaction-version=2). A client seeing level 2 (the Java producer,
+// franz-go) takes the KIP-890 part 2 paths: EndTxn v5 bumping the epoch,
+// Produce v12 adding partitions to the transaction without
+// AddPartitionsToTxn, TxnOffsetCommit v5 adding the group without
+// AddOffsetsToTxn. The coordinator serves both versions either way (the
+// version is the request's); without the feature clients stay at version 1
+// (EndTxn v4, Produce v11). Off by default: version 2 passes the franz-go
+// tests here (kafka/txn_client_test.go runs them at both versions) but has
+// not been through the Java clients and Kafka Streams yet.
+//
+// FinalizedFeaturesEpoch is featuresEpoch (featuresEpochTxnV2 with
+// transaction.version): the feature levels are fixed per build and
+// configuration, and clients keep the features of the highest epoch they
+// saw, so the epoch is raised whenever featureTable changes.
 //
 // A request above our highest version is answered by the connection, not
 // here: KIP-511 asks for a v0-format response with UNSUPPORTED_VERSION and
@@ -69,16 +80,33 @@ var featureTable = [...]feature{
 	{name: "metadata.version", minLevel: 7, maxLevel: 33, finalizedLevel: 33}, // 3.3-IV3 .. 4.4-IV2
 }
 
-// featuresEpoch is the FinalizedFeaturesEpoch of every answer. Raise it
-// whenever featureTable changes; never lower it.
-const featuresEpoch = 1
+// txnV2Feature is transaction.version as Config.TransactionV2 advertises
+// it: what Kafka 4.4 supports and finalizes.
+var txnV2Feature = feature{name: "transaction.version", minLevel: 0, maxLevel: 2, finalizedLevel: 2}
+
+// featuresEpoch is the FinalizedFeaturesEpoch of every answer, and
+// featuresEpochTxnV2 that of a broker advertising transaction.version.
+// Raise them whenever featureTable changes; never lower them.
+const (
+	featuresEpoch      = 1
+	featuresEpochTxnV2 = 2
+)
+
+// featureList returns the features a broker advertises, sorted by name,
+// and their epoch.
+func featureList(txnV2 bool) ([]feature, int64) {
+	if !txnV2 {
+		return featureTable[:], featuresEpoch
+	}
+	return append(featureTable[:len(featureTable):len(featureTable)], txnV2Feature), featuresEpochTxnV2
+}
 
 func (s *Server) handleAPIVersions(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.body.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = s.apiKeys
-	resp.FinalizedFeaturesEpoch = featuresEpoch
-	for _, f := range featureTable {
+	resp.FinalizedFeaturesEpoch = s.featuresEpoch
+	for _, f := range s.features {
 		if req.Version >= 4 || f.minLevel > 0 {
 			resp.SupportedFeatures = append(resp.SupportedFeatures, kmsg.ApiVersionsResponseSupportedFeature{
 				Name: f.name, MinVersion: f.minLevel, MaxVersion: f.maxLevel,

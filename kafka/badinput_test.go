@@ -132,6 +132,9 @@ func TestBadBatchesAreRefusedAndChangeNothing(t *testing.T) {
 	txn := plainBatch(t, "t")
 	binary.BigEndian.PutUint16(txn[21:], binary.BigEndian.Uint16(txn[21:])|0x10)
 	fixCRC(txn)
+	control := plainBatch(t, "c")
+	binary.BigEndian.PutUint16(control[21:], binary.BigEndian.Uint16(control[21:])|0x20)
+	fixCRC(control)
 	tests := []struct {
 		name  string
 		batch []byte
@@ -141,7 +144,9 @@ func TestBadBatchesAreRefusedAndChangeNothing(t *testing.T) {
 		{"record count lies", countLies, kerr.InvalidRecord.Code},
 		{"truncated", plainBatch(t, "y")[:40], kerr.CorruptMessage.Code},
 		{"two batches", twoBatches, kerr.InvalidRecord.Code},
-		{"transactional", txn, kerr.InvalidRecord.Code},
+		// Without a TransactionalID in the request, as Kafka answers.
+		{"transactional", txn, kerr.TransactionalIDAuthorizationFailed.Code},
+		{"control batch", control, kerr.InvalidRecord.Code},
 		{"empty", []byte{}, kerr.InvalidRecord.Code},
 		{"too large", bytes.Repeat([]byte{1}, 2<<20), kerr.MessageTooLarge.Code},
 	}

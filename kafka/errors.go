@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/kafka/groups"
+	"github.com/streamhouse/streamhouse/kafka/txn"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -18,6 +19,24 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, txn.ErrNotAvailable):
+		return kerr.CoordinatorNotAvailable.Code
+	case errors.Is(err, txn.ErrInvalidTxnTimeout):
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, txn.ErrProducerFenced):
+		return kerr.ProducerFenced.Code
+	case errors.Is(err, txn.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, txn.ErrInvalidProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, txn.ErrInvalidTxnState), errors.Is(err, txn.ErrNotInTransaction):
+		// txnCode answers TRANSACTION_ABORTABLE for ErrNotInTransaction
+		// where the request version knows it.
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, txn.ErrConcurrentTransactions):
+		return kerr.ConcurrentTransactions.Code
+	case errors.Is(err, txn.ErrTransactionalIDNotFound):
+		return kerr.TransactionalIDNotFound.Code
 	case errors.Is(err, log.ErrUnknownTopic), errors.Is(err, log.ErrUnknownPartition),
 		errors.Is(err, meta.ErrTopicNotFound), errors.Is(err, meta.ErrPartitionRange):
 		return kerr.UnknownTopicOrPartition.Code
@@ -69,6 +88,25 @@ func coordinatorErrorCode(err error) int16 {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	return errorCode(err)
+}
+
+// txnCode is errorCode for the transaction APIs, with the substitutions
+// Kafka makes per request version for clients that predate an error code:
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below version fencedSince, and
+// a partition or group missing from the transaction
+// (txn.ErrNotInTransaction) is TRANSACTION_ABORTABLE from version
+// abortableSince (KIP-890), INVALID_TXN_STATE before. A negative
+// abortableSince never answers TRANSACTION_ABORTABLE. The Produce handler
+// uses it too: TRANSACTION_ABORTABLE from Produce v11.
+func txnCode(err error, version, fencedSince, abortableSince int16) int16 {
+	code := errorCode(err)
+	switch {
+	case code == kerr.ProducerFenced.Code && version < fencedSince:
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, txn.ErrNotInTransaction) && abortableSince >= 0 && version >= abortableSince:
+		return kerr.TransactionAbortable.Code
+	}
+	return code
 }
 
 // errorMessage is the text for a response's ErrorMessage field, nil for

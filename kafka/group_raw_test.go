@@ -42,7 +42,7 @@ func TestFindCoordinatorEveryVersion(t *testing.T) {
 				req.CoordinatorKey, req.CoordinatorKeys = "g1", []string{"g1", "g2"}
 				resp := c.roundTrip(int32(v), req).(*kmsg.FindCoordinatorResponse)
 				want := int16(0)
-				if typ != coordinatorGroup {
+				if typ != coordinatorGroup && typ != coordinatorTxn {
 					want = kerr.InvalidRequest.Code
 				}
 				type answer struct {

@@ -60,15 +60,3 @@ func TestIdempotentProduceDuplicatesAndRestart(t *testing.T) {
 		}
 	}
 }
-
-func TestInitProducerIDRefusesTransactions(t *testing.T) {
-	b := newTestBroker(t, nil)
-	req := kmsg.NewPtrInitProducerIDRequest()
-	req.Version = 4
-	txn := "txn"
-	req.TransactionalID = &txn
-	resp := b.raw().roundTrip(1, req).(*kmsg.InitProducerIDResponse)
-	if resp.ErrorCode != kerr.InvalidRequest.Code {
-		t.Fatalf("code %d, want INVALID_REQUEST", resp.ErrorCode)
-	}
-}

@@ -3,8 +3,9 @@
 // the partition logs (package log) and the metadata store (package meta),
 // and encodes the responses. Each API key has one file named after it
 // (00_produce.go, 01_fetch.go, ...) and one entry in the dispatch table
-// (dispatch.go). The group coordinator is package groups (kafka/groups),
-// which the group handlers call. Go errors from log and meta become Kafka
+// (dispatch.go). The group coordinator is package groups (kafka/groups)
+// and the transaction coordinator package txn (kafka/txn); the group and
+// transaction handlers call them. Go errors from log and meta become Kafka
 // error codes only here (errors.go). Fields the handlers knowingly ignore
 // are listed in UNSUPPORTED.md.
 package kafka
@@ -26,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/kafka/groups"
+	"github.com/streamhouse/streamhouse/kafka/txn"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -57,6 +59,10 @@ const (
 	DefaultFetchMaxBytes = 55 << 20
 	// clusterIDTimeout bounds New's read of the cluster ID from meta.
 	clusterIDTimeout = 30 * time.Second
+	// txnStartTimeout bounds the transaction coordinator's Start in New:
+	// loading its state and completing decided transactions (what is not
+	// completed by then is retried in the background).
+	txnStartTimeout = time.Minute
 	// maxInFlight bounds the responses queued per connection: a client
 	// that stops reading stalls its own connection, not the broker.
 	maxInFlight = 32
@@ -97,6 +103,22 @@ const (
 	// DefaultConsumerHeartbeatInterval is
 	// group.consumer.heartbeat.interval.ms.
 	DefaultConsumerHeartbeatInterval = groups.DefaultConsumerHeartbeatInterval
+)
+
+// TxnConfig tunes the transaction coordinator (txn.Config); zero fields
+// take Kafka's defaults.
+type TxnConfig = txn.Config
+
+// Transaction coordinator defaults (Kafka's broker defaults), for
+// TxnConfig's zero fields.
+const (
+	// DefaultTransactionMaxTimeout is transaction.max.timeout.ms.
+	DefaultTransactionMaxTimeout = txn.DefaultTransactionMaxTimeout
+	// DefaultTransactionAbortInterval is
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms.
+	DefaultTransactionAbortInterval = txn.DefaultAbortTimedOutInterval
+	// DefaultTransactionalIDExpiration is transactional.id.expiration.ms.
+	DefaultTransactionalIDExpiration = txn.DefaultTransactionalIDExpiration
 )
 
 // Config is everything a Server needs. Log and Meta are required.
@@ -149,12 +171,21 @@ type Config struct {
 	// For like-for-like benchmarks; it weakens the durability contract.
 	NoFsyncOnAcksAll bool
 	// Clock drives the group coordinator's timers (session, rebalance,
-	// initial delay, offset expiry); nil is the real clock. Tests inject
-	// a fake one.
+	// initial delay, offset expiry) and the transaction coordinator's
+	// (timeouts, expiry, retries); nil is the real clock. Tests inject a
+	// fake one.
 	Clock Clock
 	// Groups tunes the group coordinator; zero fields take Kafka's
 	// defaults.
 	Groups GroupConfig
+	// Txn tunes the transaction coordinator (its timers also run on
+	// Clock); zero fields take Kafka's defaults.
+	Txn TxnConfig
+	// TransactionV2 advertises the feature transaction.version at level 2
+	// in ApiVersions, which makes clients use transaction version 2
+	// (KIP-890 part 2). Off, clients use version 1; the coordinator
+	// serves both (18_api_versions.go).
+	TransactionV2 bool
 	// Metrics, when set, registers the front's request and connection
 	// metrics (metrics.go) and the group collector (group_metrics.go).
 	// Nil keeps them unregistered.
@@ -182,9 +213,12 @@ type Server struct {
 	ctx    context.Context // cancelled by Close; parent of every handler's
 	cancel context.CancelFunc
 	// apis is the dispatch table and apiKeys its ApiVersions listing;
-	// both are built by New and never modified.
-	apis    map[int16]api
-	apiKeys []kmsg.ApiVersionsResponseApiKey
+	// features and featuresEpoch are the advertised features
+	// (18_api_versions.go). All are built by New and never modified.
+	apis          map[int16]api
+	apiKeys       []kmsg.ApiVersionsResponseApiKey
+	features      []feature
+	featuresEpoch int64
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -199,6 +233,10 @@ type Server struct {
 
 	// groups is the group coordinator, stopped by Close.
 	groups *groups.Coordinator
+	// txn is the transaction coordinator, started by New and stopped by
+	// Close. The Produce handler asks it about transactional batches
+	// (txn.Coordinator.CheckProduce).
+	txn *txn.Coordinator
 	// internal tracks the internal topics (internal_topics.go).
 	internal internalTopics
 	// metrics are the request and connection metrics; never nil.
@@ -265,14 +303,29 @@ func New(cfg Config) (*Server, error) {
 	cfg.QueuedMaxRequestBytes = max(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes))
 	ctx, cancel := context.WithCancel(context.Background())
 	apis := dispatchTable()
+	features, featEpoch := featureList(cfg.TransactionV2)
 	s := &Server{
 		cfg: cfg, logger: cfg.Logger.With("component", "kafka"), ctx: ctx, cancel: cancel,
-		apis: apis, apiKeys: apiVersionsKeys(apis),
+		apis: apis, apiKeys: apiVersionsKeys(apis), features: features, featuresEpoch: featEpoch,
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 		advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort,
 		groups:  groups.New(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger, errorCode),
 		metrics: newFrontMetrics(cfg.Metrics, apis),
 		budget:  newByteBudget(cfg.QueuedMaxRequestBytes),
+	}
+	var clock txn.Clock
+	if cfg.Clock != nil {
+		clock = txnClock{cfg.Clock}
+	}
+	s.txn = txn.New(cfg.Txn, clock, cfg.Meta, cfg.Log, cfg.Logger, cfg.Metrics)
+	startCtx, cancelStart := context.WithTimeout(ctx, txnStartTimeout)
+	err := s.txn.Start(startCtx)
+	cancelStart()
+	if err != nil {
+		s.txn.Close()
+		s.groups.Close()
+		cancel()
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	s.metrics.registerLimits(cfg.Metrics, s.budget, cfg.QueuedMaxRequestBytes)
 	s.metrics.registerResponseQueue(cfg.Metrics, &s.respQueued, &s.respWaiting)
@@ -486,6 +539,15 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.groups.Close()
+	s.txn.Close()
 	s.frames.close()
 	return err
 }
+
+// txnClock is Config.Clock (a groups.Clock) as the transaction
+// coordinator's clock.
+type txnClock struct{ c groups.Clock }
+
+func (t txnClock) Now() time.Time { return t.c.Now() }
+
+func (t txnClock) AfterFunc(d time.Duration, f func()) txn.Timer { return t.c.AfterFunc(d, f) }

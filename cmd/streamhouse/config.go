@@ -138,6 +138,17 @@ type Config struct {
 	// GroupMetricsMaxSeries caps the per-group metric series; 0 exports
 	// none.
 	GroupMetricsMaxSeries int
+	// Transaction coordinator settings (kafka.TxnConfig): Kafka's
+	// transaction.max.timeout.ms,
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms and
+	// transactional.id.expiration.ms.
+	TransactionMaxTimeout     time.Duration
+	TransactionAbortInterval  time.Duration
+	TransactionalIDExpiration time.Duration
+	// TransactionVersion is the finalized transaction.version clients are
+	// told: 1 (not advertised; clients use transaction version 1) or 2
+	// (KIP-890 part 2; kafka.Config.TransactionV2).
+	TransactionVersion int
 }
 
 // SettingError is a setting whose value cannot be used. Name is the
@@ -371,6 +382,28 @@ func settings() []setting {
 		{flag: "group-metrics-max-series", env: "STREAMHOUSE_GROUP_METRICS_MAX_SERIES", usage: "cap on per-group metric series (a group, or a group's committed partition, counts one; 0 exports none)",
 			defText: strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries), def: constant(strconv.Itoa(kafka.DefaultGroupMetricsMaxSeries)),
 			set: func(c *Config, v string) (err error) { c.GroupMetricsMaxSeries, err = parseCount(v); return }},
+		{flag: "transaction-max-timeout", env: "STREAMHOUSE_TRANSACTION_MAX_TIMEOUT", usage: "largest transaction timeout a transactional producer may ask for, transaction.max.timeout.ms (milliseconds or a duration)",
+			defText: "900000 (15m)", def: constant(strconv.FormatInt(kafka.DefaultTransactionMaxTimeout.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.TransactionMaxTimeout, err = parseMillis(v); return }},
+		{flag: "transaction-abort-interval", env: "STREAMHOUSE_TRANSACTION_ABORT_INTERVAL", usage: "how often transactions older than their timeout are looked for and aborted, transaction.abort.timed.out.transaction.cleanup.interval.ms (milliseconds or a duration)",
+			defText: "10000 (10s)", def: constant(strconv.FormatInt(kafka.DefaultTransactionAbortInterval.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.TransactionAbortInterval, err = parseMillis(v); return }},
+		{flag: "transactional-id-expiration", env: "STREAMHOUSE_TRANSACTIONAL_ID_EXPIRATION", usage: "a transactional ID without a running transaction is forgotten after this long without a request, transactional.id.expiration.ms (milliseconds or a duration)",
+			defText: "604800000 (7 days)", def: constant(strconv.FormatInt(kafka.DefaultTransactionalIDExpiration.Milliseconds(), 10)),
+			set: func(c *Config, v string) (err error) { c.TransactionalIDExpiration, err = parseMillis(v); return }},
+		{flag: "transaction-version", env: "STREAMHOUSE_TRANSACTION_VERSION", usage: "transaction protocol version clients are told to use, the finalized feature transaction.version: 1, or 2 for KIP-890 part 2 (epoch bump on every commit and abort, partitions added by Produce)",
+			defText: "1", def: constant("1"),
+			set: func(c *Config, v string) error {
+				switch strings.TrimSpace(v) {
+				case "1":
+					c.TransactionVersion = 1
+				case "2":
+					c.TransactionVersion = 2
+				default:
+					return errors.New("want 1 or 2")
+				}
+				return nil
+			}},
 	}
 }
 

@@ -60,6 +60,11 @@ func defaultConfig() Config {
 		ConsumerHeartbeatInterval:     5 * time.Second,
 		GroupMetricsMaxSeries:         10000,
 
+		TransactionMaxTimeout:     15 * time.Minute,
+		TransactionAbortInterval:  10 * time.Second,
+		TransactionalIDExpiration: 7 * 24 * time.Hour,
+		TransactionVersion:        1,
+
 		CleanerEnable:            true,
 		CleanerMinCleanableRatio: 0.5,
 		CleanerDeleteRetention:   24 * time.Hour,
@@ -154,6 +159,16 @@ func loadConfigCases() []loadConfigCase {
 			want: func(c *Config) {
 				c.SlowRequestThreshold, c.GroupInitialRebalanceDelay = 0, 500*time.Millisecond
 				c.OffsetsRetention, c.GroupMetricsMaxSeries = 48*time.Hour, 50
+			},
+		},
+		{
+			name: "transaction settings from env and flags",
+			args: []string{"--transaction-abort-interval=2s", "--transaction-version=2"},
+			env: map[string]string{"STREAMHOUSE_TRANSACTION_MAX_TIMEOUT": "60000",
+				"STREAMHOUSE_TRANSACTION_ABORT_INTERVAL": "5000", "STREAMHOUSE_TRANSACTIONAL_ID_EXPIRATION": "24h"},
+			want: func(c *Config) {
+				c.TransactionMaxTimeout, c.TransactionAbortInterval = time.Minute, 2*time.Second
+				c.TransactionalIDExpiration, c.TransactionVersion = 24*time.Hour, 2
 			},
 		},
 		{

@@ -38,7 +38,13 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 			ConsumerHeartbeatInterval:     b.cfg.ConsumerHeartbeatInterval,
 		},
 		GroupMetricsMaxSeries: b.cfg.GroupMetricsMaxSeries,
-		Cleaner:               b.cfg.cleaner(),
+		TransactionV2:         b.cfg.TransactionVersion == 2,
+		Txn: kafka.TxnConfig{
+			TransactionMaxTimeout:     b.cfg.TransactionMaxTimeout,
+			AbortTimedOutInterval:     b.cfg.TransactionAbortInterval,
+			TransactionalIDExpiration: b.cfg.TransactionalIDExpiration,
+		},
+		Cleaner: b.cfg.cleaner(),
 	}
 	// Zero means "Kafka's default" to kafka.Config and "off" here.
 	if cfg.Groups.InitialRebalanceDelay == 0 {

@@ -434,3 +434,52 @@ func (c *Coordinator) DeleteOffsets(ctx context.Context, name string, parts []me
 	}
 	return 0, refused, c.meta.DeleteOffsets(ctx, name, del)
 }
+
+// CheckTxnCommit is the group check of TxnOffsetCommit (Kafka's
+// validateTransactionalOffsetCommit); it returns 0 or the error code for
+// every partition. A commit without member ID, instance ID and generation
+// (generation -1; all of TxnOffsetCommit v0-v2) is accepted in any state,
+// since the transaction coordinator has checked the producer; so is one
+// with generation -1 to a group without members or that does not exist.
+// Otherwise the member and generation must be current (UNKNOWN_MEMBER_ID,
+// FENCED_INSTANCE_ID, ILLEGAL_GENERATION, also for a generation given to a
+// group that does not exist); a KIP-848 group checks the member epoch
+// (ILLEGAL_GENERATION when it is not the member's, as Kafka answers
+// here). A rebalance in progress does not refuse a transactional commit.
+func (c *Coordinator) CheckTxnCommit(ctx context.Context, name, memberID string, instanceID *string, generation int32) int16 {
+	g, err := c.lockGroup(ctx, name, lookupStored)
+	if err != nil {
+		return c.errorCode(err)
+	}
+	if g == nil {
+		if generation < 0 {
+			return 0
+		}
+		return kerr.IllegalGeneration.Code
+	}
+	defer g.mu.Unlock()
+	anonymous := generation < 0 && memberID == "" && instanceID == nil
+	if cg := g.cg; cg != nil {
+		if anonymous || generation < 0 && len(cg.members) == 0 {
+			return 0
+		}
+		m := cg.members[memberID]
+		switch {
+		case m == nil:
+			return kerr.UnknownMemberID.Code
+		case generation != m.epoch:
+			return kerr.IllegalGeneration.Code
+		}
+		return 0
+	}
+	if anonymous || generation < 0 && g.state == stateEmpty {
+		return 0
+	}
+	if _, code := g.checkMemberLocked(memberID, instanceID); code != 0 {
+		return code
+	}
+	if generation != g.generation {
+		return kerr.IllegalGeneration.Code
+	}
+	return 0
+}
