@@ -94,6 +94,15 @@ func (d *JavaDaemon) Stop(grace time.Duration) error {
 	return nil
 }
 
+// Kill SIGKILLs the JVM (its process group), as a crash would: no shutdown
+// hook runs, nothing is closed or committed. It waits up to 30 s for the exit.
+func (d *JavaDaemon) Kill() error {
+	if err := d.proc.kill(30 * time.Second); err != nil {
+		return fmt.Errorf("%s: %w\n%s", d.name, err, d.proc.logTail())
+	}
+	return nil
+}
+
 // LogTail returns the last lines of the JVM's log.
 func (d *JavaDaemon) LogTail() string { return d.proc.logTail() }
 

@@ -13,13 +13,20 @@ type Feature string
 const (
 	ConsumerGroups  Feature = "consumer groups (FindCoordinator, JoinGroup/SyncGroup/Heartbeat/LeaveGroup, OffsetCommit/OffsetFetch)"
 	DescribeConfigs Feature = "DescribeConfigs (API 32)"
+	// Transactions is issue 13's transaction protocol as clients and
+	// kafka-transactions.sh use it.
+	Transactions Feature = "transactions (transactional IDs in InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, " +
+		"TxnOffsetCommit, EndTxn; read_committed; List/DescribeTransactions, DescribeProducers; issue 13)"
+	// WriteTxnMarkers is what kafka-transactions.sh abort sends to the
+	// partition's leader (Admin.abortTransaction), after DescribeProducers.
+	WriteTxnMarkers Feature = "WriteTxnMarkers (API 27), which kafka-transactions.sh abort sends to the partition leader"
 )
 
 // served lists, per broker kind, the features above that it has. Apache
 // Kafka has them all. Move a feature into StreamHouse's list when it lands.
 var served = map[Kind][]Feature{
-	ApacheKafka: {ConsumerGroups, DescribeConfigs},
-	StreamHouse: {ConsumerGroups, DescribeConfigs},
+	ApacheKafka: {ConsumerGroups, DescribeConfigs, Transactions, WriteTxnMarkers},
+	StreamHouse: {ConsumerGroups, DescribeConfigs, Transactions, WriteTxnMarkers},
 }
 
 // Requirements maps a test's top-level name to the features it needs; a test
@@ -41,6 +48,11 @@ var Requirements = map[string][]Feature{
 	"TestKafkaConfigsCompactedCLI":  {DescribeConfigs},
 	"TestStreamsWordCountRestore":   {ConsumerGroups, DescribeConfigs},
 	"TestConnectDistributedRestart": {ConsumerGroups, DescribeConfigs},
+	"TestJavaTransactions":          {Transactions},
+	"TestConfluentTransactions":     {ConsumerGroups, Transactions},
+	"TestStreamsExactlyOnce":        {ConsumerGroups, DescribeConfigs, Transactions},
+	"TestKafkaTransactionsCLI":      {Transactions},
+	"TestKafkaTransactionsCLIAbort": {Transactions, WriteTxnMarkers},
 }
 
 // SkipUnsupported skips t when kind lacks a feature Requirements lists for

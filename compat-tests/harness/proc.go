@@ -72,6 +72,23 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
+// kill SIGKILLs the process group and waits up to wait for the exit; a
+// process that had already exited is an error.
+func (p *process) kill(wait time.Duration) error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("exited before it was killed: %v", p.waitErr)
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(wait):
+		return fmt.Errorf("still running %v after SIGKILL", wait)
+	}
+}
+
 // ErrKilled is the error of a stop that had to SIGKILL the process.
 var ErrKilled = errors.New("killed")
 

@@ -57,11 +57,47 @@ func TestCheckRecords(t *testing.T) {
 			Check{TimestampsBetween: &[2]int64{1_000_001, 1_000_005}}, true},
 		{"fixed headers expected", func(r []Record) []Record { return r },
 			Check{NoHeaders: true, FixedHeaders: []Header{{"tag", "tag"}}}, true},
+		{"sparse offsets: a gap", func(r []Record) []Record { r[4].Offset = 7; return r },
+			Check{SparseOffsets: true}, false},
+		{"sparse offsets: going back", func(r []Record) []Record { r[2].Offset = 5; r[4].Offset = 5; return r },
+			Check{SparseOffsets: true}, true},
+		{"sparse offsets: a duplicate", func(r []Record) []Record { return append(r, r[5]) },
+			Check{SparseOffsets: true}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &recorder{TB: t}
 			CheckRecords(rec, c.mutate(read()), want, c.check)
+			if bad := len(rec.errs) > 0; bad != c.bad {
+				t.Errorf("reported %q, want failure: %v", rec.errs, c.bad)
+			}
+		})
+	}
+}
+
+// TestCheckRecordsSparseKnownOffsets: with SparseOffsets, the offsets want
+// knows (>= 0) must be matched exactly.
+func TestCheckRecordsSparseKnownOffsets(t *testing.T) {
+	want := Records(3, 1, "tag", time.UnixMilli(1_000_000))
+	for i := range want {
+		want[i].Offset = int64(2 * i) // 0, 2, 4: a marker or aborted record between
+	}
+	for _, c := range []struct {
+		name    string
+		offsets []int64
+		bad     bool
+	}{
+		{"as known", []int64{0, 2, 4}, false},
+		{"consecutive instead", []int64{0, 1, 2}, true},
+		{"one off", []int64{0, 2, 5}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := append([]Record(nil), want...)
+			for i, o := range c.offsets {
+				got[i].Offset = o
+			}
+			rec := &recorder{TB: t}
+			CheckRecords(rec, got, want, Check{SparseOffsets: true})
 			if bad := len(rec.errs) > 0; bad != c.bad {
 				t.Errorf("reported %q, want failure: %v", rec.errs, c.bad)
 			}

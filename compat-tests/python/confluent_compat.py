@@ -9,12 +9,24 @@ other results are events {"op": ...}. Usage:
   offsets  BOOTSTRAP TOPIC PARTITIONS TS     watermarks, offsets_for_times
   admin    BOOTSTRAP TOPIC PARTITIONS        create, list, delete
   group    BOOTSTRAP TOPIC N GROUP           subscribe (consumer group), commit
+  drain    BOOTSTRAP TOPIC PARTITIONS ISOLATION
+           assign from the beginning at isolation.level ISOLATION (read_committed or
+           read_uncommitted) and read until every partition reports its end
+           (enable.partition.eof: the last stable offset under read_committed)
+  txn-etl  BOOTSTRAP IN OUT GROUP TXN_ID N
+           consume-transform-produce, exactly once: a read_committed consumer in GROUP
+           reads IN; each batch is copied to OUT (same partition, key, headers and
+           timestamp, value prefixed "etl:") in a transaction of producer TXN_ID with
+           the batch's offsets (send_offsets_to_transaction); every third transaction
+           is aborted after its records were delivered, and the consumer rewinds to
+           redo the batch. Stops once N input records are committed. Prints
+           {"op":"txn","result","records","delivered"} per transaction.
 """
 import json
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
 DEADLINE_S = 60
@@ -124,6 +136,79 @@ def group(bootstrap, topic, n, group_id):
     c.close()
 
 
+def drain(bootstrap, topic, partitions, isolation):
+    c = consumer(bootstrap, {"isolation.level": isolation, "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
+    ends = {str(i): c.get_watermark_offsets(TopicPartition(topic, i), timeout=30, cached=False)[1]
+            for i in range(partitions)}
+    emit({"op": "end_offsets", **ends})
+    at_end, got, end = set(), 0, time.time() + DEADLINE_S
+    while len(at_end) < partitions and time.time() < end:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+                continue
+            raise RuntimeError(str(m.error()))
+        emit(record(m))
+        got += 1
+    emit({"op": "drained", "n": got, "reached_end": len(at_end) == partitions})
+    c.close()
+
+
+def txn_etl(bootstrap, src, dst, group_id, txn_id, n):
+    c = consumer(bootstrap, {"group.id": group_id, "isolation.level": "read_committed"})
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
+                  "transaction.timeout.ms": 60000})
+    p.init_transactions(DEADLINE_S)
+    c.subscribe([src])
+    failed, delivered = [], [0]
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(str(err))
+        else:
+            delivered[0] += 1
+
+    done, txns, end = 0, 0, time.time() + DEADLINE_S
+    while done < n and time.time() < end:
+        msgs = c.consume(num_messages=10, timeout=0.5)
+        for m in msgs:
+            if m.error():
+                raise RuntimeError(str(m.error()))
+        if not msgs:
+            continue
+        first, nxt = {}, {}
+        for m in msgs:
+            first.setdefault(m.partition(), m.offset())
+            nxt[m.partition()] = m.offset() + 1
+        p.begin_transaction()
+        delivered[0] = 0
+        for m in msgs:
+            p.produce(dst, key=m.key(), value=b"etl:" + m.value(), partition=m.partition(),
+                      headers=m.headers(), timestamp=m.timestamp()[1], on_delivery=on_delivery)
+        left = p.flush(DEADLINE_S)
+        if left or failed:
+            raise RuntimeError(f"{left} records not delivered, failures {failed}")
+        p.send_offsets_to_transaction([TopicPartition(src, q, o) for q, o in sorted(nxt.items())],
+                                      c.consumer_group_metadata(), DEADLINE_S)
+        if txns % 3 == 1:
+            p.abort_transaction(DEADLINE_S)
+            for q, o in first.items():
+                c.seek(TopicPartition(src, q, o))
+            result = "abort"
+        else:
+            p.commit_transaction(DEADLINE_S)
+            done += len(msgs)
+            result = "commit"
+        emit({"op": "txn", "result": result, "records": len(msgs), "delivered": delivered[0]})
+        txns += 1
+    emit({"op": "etl_done", "committed": done})
+    c.close()
+
+
 def main(a):
     if a[0] == "produce":
         produce(a[1], a[2], a[3])
@@ -135,6 +220,10 @@ def main(a):
         admin(a[1], a[2], int(a[3]))
     elif a[0] == "group":
         group(a[1], a[2], int(a[3]), a[4])
+    elif a[0] == "drain":
+        drain(a[1], a[2], int(a[3]), a[4])
+    elif a[0] == "txn-etl":
+        txn_etl(a[1], a[2], a[3], a[4], a[5], int(a[6]))
     else:
         raise SystemExit(f"unknown mode {a[0]}")
 

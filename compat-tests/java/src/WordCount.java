@@ -8,7 +8,10 @@
 // Record caches are off, so each input word yields one update.
 //
 // Usage: WordCount BOOTSTRAP APP_ID INPUT OUTPUT STATE_DIR [KEY=VALUE ...]
-// where KEY=VALUE are further StreamsConfig properties (e.g. topic.segment.ms).
+// where KEY=VALUE are further StreamsConfig properties (e.g. topic.segment.ms,
+// processing.guarantee=exactly_once_v2), except compat.record.delay.ms=N: a
+// pause of N ms per input record, a rate limit, so that a test can kill the
+// application while it is still working through its input.
 //
 // Events on stdout, one JSON object a line:
 //   {"op":"state","state":S}                          each state transition
@@ -43,6 +46,15 @@ public class WordCount {
 
     static ObjectNode event(String op) { ObjectNode n = M.createObjectNode(); n.put("op", op); return n; }
 
+    static void pause(long ms) {
+        if (ms <= 0) return;
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     public static void main(String[] a) throws Exception {
         String bootstrap = a[0], appId = a[1], input = a[2], output = a[3], stateDir = a[4];
         Properties p = new Properties();
@@ -52,13 +64,17 @@ public class WordCount {
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, "0");
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "200");
+        long delayMs = 0;
         for (int i = 5; i < a.length; i++) {
             String[] kv = a[i].split("=", 2);
-            p.put(kv[0], kv[1]);
+            if (kv[0].equals("compat.record.delay.ms")) delayMs = Long.parseLong(kv[1]);
+            else p.put(kv[0], kv[1]);
         }
+        final long delay = delayMs;
 
         StreamsBuilder sb = new StreamsBuilder();
         sb.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+            .peek((k, v) -> pause(delay))
             .flatMapValues(v -> Arrays.asList(v.toLowerCase(Locale.ROOT).split("\\W+")))
             .filter((k, w) -> !w.isEmpty())
             .groupBy((k, w) -> w, Grouped.with("words", Serdes.String(), Serdes.String()))
