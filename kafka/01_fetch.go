@@ -33,8 +33,10 @@ package kafka
 //     transactions that may hold records of what is returned
 //     (Partition.AbortedTxns, from the segments' transaction sections);
 //     clients drop those records and every control batch (the markers),
-//     as with Kafka. Such a fetch reads into memory only when an open
-//     transaction cuts the data; otherwise it is served like any other.
+//     as with Kafka. The region sent from the segment file ends at the
+//     LSO (Partition.ReadRegionBelow), and a read_committed fetch waiting
+//     at the LSO wakes at the next transaction marker, not at every append
+//     of the open transaction (Partition.WaitStable).
 //   - Fetch sessions (KIP-227) are declined: SessionID 0 in every
 //     response, so clients keep sending full fetches. SessionEpoch -1 and
 //     0 are full fetches; a positive epoch names a session we never gave
@@ -188,18 +190,15 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 			done = true
 			continue
 		}
-		// read_committed stops at the last stable offset: below it the
-		// region of the segment file is sent as it is, above it the
-		// batches are read and cut there.
+		// read_committed stops at the last stable offset.
 		committed := req.IsolationLevel == 1
 		var res log.ReadResult
 		if err == nil {
-			if _, hwm := fp.part.Offsets(); committed && lso < hwm {
-				res, err = fp.part.Read(ctx, fp.offset, max(limit, 0))
-				res.Batches = res.Batches[:log.BatchesBelow(res.Batches, lso)]
-			} else {
-				res, err = fp.part.ReadRegion(ctx, fp.offset, max(limit, 0), regionMinBytes)
+			upTo := int64(-1)
+			if committed {
+				upTo = lso
 			}
+			res, err = fp.part.ReadRegionBelow(ctx, fp.offset, max(limit, 0), regionMinBytes, upTo)
 		}
 		fp.res = res
 		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = res.HighWatermark, min(lso, res.HighWatermark), res.LogStartOffset
@@ -242,7 +241,12 @@ func (s *Server) fetchRead(ctx context.Context, req *kmsg.FetchRequest, parts []
 			s.fetchAborted(ctx, committed, fp, batchesEnd(data))
 			continue
 		}
-		waits = append(waits, fp.part.Wait(res.HighWatermark))
+		if committed {
+			// Only a marker can move an LSO held by a transaction.
+			waits = append(waits, fp.part.WaitStable(fp.offset))
+		} else {
+			waits = append(waits, fp.part.Wait(res.HighWatermark))
+		}
 	}
 	return waits, total, done
 }

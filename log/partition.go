@@ -32,7 +32,11 @@ type Partition struct {
 	writeErr error // sticky: once set, every append fails with it
 	closed   bool
 	wake     chan struct{} // closed and replaced by every append
-	written  int64         // bytes written since open, across segments
+	// markWake is closed and replaced by every transaction marker: what
+	// read_committed readers wait on while a transaction holds the last
+	// stable offset (WaitStable).
+	markWake chan struct{}
+	written  int64 // bytes written since open, across segments
 	// lastTicket is the fsSyncer ticket of the latest write (fssync.go).
 	lastTicket uint64
 	// remoteBytes is the object size of the segments in the object store
@@ -573,6 +577,8 @@ func (p *Partition) close() error {
 	p.closed = true
 	close(p.wake)
 	p.wake = make(chan struct{})
+	close(p.markWake)
+	p.markWake = make(chan struct{})
 	mark := p.written
 	segs := append([]*segment(nil), p.segs...)
 	p.mu.Unlock()

@@ -27,6 +27,7 @@ func (m *Manager) openPartition(ctx context.Context, t meta.Topic, index int32) 
 		dir:      filepath.Join(m.cfg.Dir, t.ID, strconv.Itoa(int(index))),
 		settings: settingsFor(t.Configs, &m.cfg),
 		wake:     make(chan struct{}),
+		markWake: make(chan struct{}),
 	}
 	p.syncCond = sync.NewCond(&p.syncMu)
 	if err := mkdirDurable(m.fs, p.dir); err != nil {

@@ -37,12 +37,23 @@ const MaxOpenRegions = 512
 // answers exactly as Read does. Callers must call res.Release once done
 // with the region.
 func (p *Partition) ReadRegion(ctx context.Context, offset int64, maxBytes, minLen int) (ReadResult, error) {
+	return p.ReadRegionBelow(ctx, offset, maxBytes, minLen, -1)
+}
+
+// ReadRegionBelow is ReadRegion for a read_committed reader: only batches
+// that start below upTo (the last stable offset) are returned, as a region
+// or copied; upTo < 0 means no bound. A batch at or past upTo ends the
+// read, so it may return nothing below the high watermark.
+func (p *Partition) ReadRegionBelow(ctx context.Context, offset int64, maxBytes, minLen int, upTo int64) (ReadResult, error) {
 	plan, res, err := p.planRead(offset)
 	if err != nil || plan.seg == nil {
 		return res, err
 	}
+	if upTo >= 0 && offset >= upTo {
+		return res, nil
+	}
 	if !plan.remote {
-		r, err := p.regionLocal(plan, offset, maxBytes, minLen)
+		r, err := p.regionLocal(plan, offset, maxBytes, minLen, upTo)
 		if err != nil {
 			return res, err
 		}
@@ -51,13 +62,17 @@ func (p *Partition) ReadRegion(ctx context.Context, offset int64, maxBytes, minL
 			return res, nil
 		}
 	}
-	return p.Read(ctx, offset, maxBytes)
+	res, err = p.Read(ctx, offset, maxBytes)
+	if err == nil && upTo >= 0 {
+		res.Batches = res.Batches[:BatchesBelow(res.Batches, upTo)]
+	}
+	return res, err
 }
 
 // regionLocal returns the region of the batches Read would return, or nil
 // when it is not worth one (too short, or too many batches to walk) or the
 // local file is gone.
-func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen int) (*FileRegion, error) {
+func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen int, upTo int64) (*FileRegion, error) {
 	p.fileMu.RLock()
 	defer p.fileMu.RUnlock()
 	f := plan.seg.file
@@ -83,7 +98,10 @@ func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen in
 		}
 		pos += int64(h.Size())
 	}
-	end, next, ok, err := p.regionEnd(f, plan, pos, first, maxBytes)
+	if upTo >= 0 && first.BaseOffset >= upTo {
+		return nil, nil
+	}
+	end, next, ok, err := p.regionEnd(f, plan, pos, first, maxBytes, upTo)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -112,11 +130,13 @@ func (p *Partition) regionLocal(plan readPlan, offset int64, maxBytes, minLen in
 const maxRegionWalk = 64
 
 // regionEnd returns where a region starting with batch first at pos ends:
-// plan.limit if the rest fits in maxBytes, else after the last whole batch
-// within maxBytes (at least the first batch, as Read does), with the offset
-// after it. ok is false when that takes more than maxRegionWalk headers.
-func (p *Partition) regionEnd(f file, plan readPlan, pos int64, first BatchHeader, maxBytes int) (end, next int64, ok bool, err error) {
-	if plan.limit-pos <= int64(maxBytes) {
+// plan.limit if the rest fits in maxBytes (and lies below upTo, when that
+// is not negative), else after the last whole batch within maxBytes (at
+// least the first batch, as Read does) that starts below upTo, with the
+// offset after it. ok is false when that takes more than maxRegionWalk
+// headers.
+func (p *Partition) regionEnd(f file, plan readPlan, pos int64, first BatchHeader, maxBytes int, upTo int64) (end, next int64, ok bool, err error) {
+	if plan.limit-pos <= int64(maxBytes) && (upTo < 0 || plan.next <= upTo) {
 		return plan.limit, plan.next, true, nil
 	}
 	end, next = pos+int64(first.Size()), first.NextOffset()
@@ -128,7 +148,7 @@ func (p *Partition) regionEnd(f file, plan readPlan, pos int64, first BatchHeade
 		if err != nil {
 			return 0, 0, false, err
 		}
-		if end+int64(h.Size())-pos > int64(maxBytes) {
+		if end+int64(h.Size())-pos > int64(maxBytes) || (upTo >= 0 && h.BaseOffset >= upTo) {
 			return end, next, true, nil
 		}
 		end, next = end+int64(h.Size()), h.NextOffset()

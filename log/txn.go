@@ -200,6 +200,8 @@ func (p *Partition) endTxnLocked(id int64, epoch int16, abort bool, offset, nowM
 		st.producers[id] = e
 	}
 	e.setEpoch(epoch, nowMs)
+	close(p.markWake)
+	p.markWake = make(chan struct{})
 	first, ok := st.ongoing[id]
 	delete(st.ongoing, id)
 	if !ok {
@@ -246,6 +248,26 @@ func (p *Partition) lsoLocked() int64 {
 		return p.hwm
 	}
 	return max(lastStable(p.prod.state.ongoing, p.hwm), p.logStart)
+}
+
+// WaitStable returns a channel closed when the last stable offset may have
+// moved past offset: at once if it already has; while a transaction holds
+// it below the high watermark, at the next transaction marker (appends
+// cannot move it then); otherwise at the next append, as Wait. A
+// read_committed reader at the last stable offset waits on it instead of
+// waking for every append of the open transaction. Before the producer
+// state is rebuilt it behaves as Wait.
+func (p *Partition) WaitStable(offset int64) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lso := p.lsoLocked()
+	switch {
+	case lso > offset || p.closed:
+		return closedChan
+	case lso < p.hwm:
+		return p.markWake
+	}
+	return p.wake
 }
 
 // ProducerInfo describes one producer's state in a partition, as

@@ -452,3 +452,65 @@ func TestTxnLastStableOffsetNotBelowLogStart(t *testing.T) {
 	wantLSO(t, p, 6)
 	wantAborted(t, p, 2, 6, AbortedTxn{ProducerID: 1, FirstOffset: 0, LastOffset: 5, LastStable: 6})
 }
+
+// TestReadBelowAndWaitStable: a read_committed read ends at the last
+// stable offset, as a file region or copied, and its waiter wakes at the
+// marker, not at appends of the open transaction.
+func TestReadBelowAndWaitStable(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.open()
+	mustCreate(t, m, "t", 1, nil)
+	p := mustPartition(t, m, "t", 0)
+	ctx := context.Background()
+	if _, err := p.Append(ctx, testBatch(t, 0, 3, CodecNone), AppendOptions{}); err != nil { // 0-2
+		t.Fatal(err)
+	}
+	appendTxn(t, p, 1, 0, 0, 2)                                                              // 3-4
+	if _, err := p.Append(ctx, testBatch(t, 5, 1, CodecNone), AppendOptions{}); err != nil { // 5
+		t.Fatal(err)
+	}
+	wantLSO(t, p, 3)
+	for _, minLen := range []int{0, 1 << 30} { // a region, then a copy
+		res, err := p.ReadRegionBelow(ctx, 1, 1<<20, minLen, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := int64(-1)
+		switch {
+		case res.Region != nil:
+			next = res.Region.NextOffset
+		case len(res.Batches) > 0:
+			h, _ := ParseBatchHeader(res.Batches)
+			if len(res.Batches) != h.Size() {
+				t.Fatalf("minLen %d: %d bytes, want the first batch only (%d)", minLen, len(res.Batches), h.Size())
+			}
+			next = h.NextOffset()
+		}
+		res.Release()
+		if next != 3 {
+			t.Fatalf("minLen %d: read below the LSO ends at %d, want 3", minLen, next)
+		}
+		res, err = p.ReadRegionBelow(ctx, 3, 1<<20, minLen, 3)
+		if err != nil || res.Region != nil || len(res.Batches) != 0 {
+			t.Fatalf("minLen %d: read at the LSO returned data (%v)", minLen, err)
+		}
+	}
+	w := p.WaitStable(3)
+	appendTxn(t, p, 1, 0, 2, 1)
+	select {
+	case <-w:
+		t.Fatal("an append of the open transaction woke a read_committed waiter")
+	default:
+	}
+	mark(t, m, p, 1, 0, true)
+	select {
+	case <-w:
+	default:
+		t.Fatal("the marker did not wake the read_committed waiter")
+	}
+	select {
+	case <-p.WaitStable(3):
+	default:
+		t.Fatal("WaitStable below the last stable offset must not block")
+	}
+}
