@@ -25,16 +25,17 @@ package kafka
 // Their levels are 0 here, which is how kafka-features and clients read a
 // missing one.
 //
-// transaction.version (supported 0-2, finalized 2) is advertised only when
-// Config.TransactionV2 is set (--transaction-version=2). A client seeing level 2 (the Java producer,
+// transaction.version (supported 0-2, finalized 2) is advertised when
+// Config.TransactionV2 is set (the binary's default, --transaction-version=2,
+// as Kafka 4.x finalizes it). A client seeing level 2 (the Java producer,
 // franz-go) takes the KIP-890 part 2 paths: EndTxn v5 bumping the epoch,
 // Produce v12 adding partitions to the transaction without
 // AddPartitionsToTxn, TxnOffsetCommit v5 adding the group without
 // AddOffsetsToTxn. The coordinator serves both versions either way (the
 // version is the request's); without the feature clients stay at version 1
-// (EndTxn v4, Produce v11). Off by default: version 2 passes the franz-go
-// tests here (kafka/txn_client_test.go runs them at both versions) but has
-// not been through the Java clients and Kafka Streams yet.
+// (EndTxn v4, Produce v11). kafka/txn_client_test.go runs the franz-go
+// tests at both versions; compat-tests runs the Java clients, Kafka Streams
+// and kafka-transactions.sh against the binary's default.
 //
 // FinalizedFeaturesEpoch is featuresEpoch (featuresEpochTxnV2 with
 // transaction.version): the feature levels are fixed per build and

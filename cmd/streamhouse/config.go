@@ -392,7 +392,7 @@ func settings() []setting {
 			defText: "604800000 (7 days)", def: constant(strconv.FormatInt(kafka.DefaultTransactionalIDExpiration.Milliseconds(), 10)),
 			set: func(c *Config, v string) (err error) { c.TransactionalIDExpiration, err = parseMillis(v); return }},
 		{flag: "transaction-version", env: "STREAMHOUSE_TRANSACTION_VERSION", usage: "transaction protocol version clients are told to use, the finalized feature transaction.version: 1, or 2 for KIP-890 part 2 (epoch bump on every commit and abort, partitions added by Produce)",
-			defText: "1", def: constant("1"),
+			defText: "2", def: constant("2"),
 			set: func(c *Config, v string) error {
 				switch strings.TrimSpace(v) {
 				case "1":

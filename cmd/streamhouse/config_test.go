@@ -63,7 +63,7 @@ func defaultConfig() Config {
 		TransactionMaxTimeout:     15 * time.Minute,
 		TransactionAbortInterval:  10 * time.Second,
 		TransactionalIDExpiration: 7 * 24 * time.Hour,
-		TransactionVersion:        1,
+		TransactionVersion:        2,
 
 		CleanerEnable:            true,
 		CleanerMinCleanableRatio: 0.5,
