@@ -319,8 +319,11 @@ func codeName(code int16) string {
 }
 
 // readAll reads every partition of topic from offset 0 to its end offset
-// with a franz-go consumer and returns the records per partition.
-func readAll(t *testing.T, seed, topic string) map[int32][]*kgo.Record {
+// with a franz-go consumer (with opts added to its options) and returns
+// the records per partition. The last record of each partition must be
+// one the consumer returns (not a transaction marker, nor, at
+// read_committed, an aborted record).
+func readAll(t *testing.T, seed, topic string, opts ...kgo.Opt) map[int32][]*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -343,8 +346,8 @@ func readAll(t *testing.T, seed, topic string) map[int32][]*kgo.Record {
 		start[o.Partition] = kgo.NewOffset().At(0)
 	})
 	out := map[int32][]*kgo.Record{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seed), kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
