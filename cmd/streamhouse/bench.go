@@ -36,6 +36,10 @@ type benchConfig struct {
 	pid        int           // broker process whose CPU time to report; 0 = none
 	keepTopic  bool
 	linger     time.Duration
+	// txnInterval > 0 makes the producer transactional: it commits a
+	// transaction once one has been open this long, and the consumers read
+	// committed records only (--transactional).
+	txnInterval time.Duration
 }
 
 // benchUsage documents the bench subcommand.
@@ -46,6 +50,11 @@ producer while one consumer reads them back, then consumes the topic again from
 the start. Reports throughput, produce-ack and end-to-end latency percentiles,
 the broker's CPU seconds per million records (with --pid), and verifies that
 every record came back once and intact. Works against any Kafka broker.
+
+With --transactional the producer has a transactional ID and commits a
+transaction every --txn-commit-interval (Flush, then EndTxn), and both
+consumers read committed records only; otherwise it is franz-go's default
+idempotent producer.
 
 Flags:
 `
@@ -68,8 +77,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.pid, "pid", 0, "broker process ID: report its CPU seconds per million records")
 	fs.BoolVar(&c.keepTopic, "keep-topic", false, "do not delete the topic afterwards")
 	fs.DurationVar(&c.linger, "linger", 0, "producer linger")
+	transactional := fs.Bool("transactional", false, "produce in transactions, consume read_committed (needs --acks -1)")
+	interval := fs.Duration("txn-commit-interval", 100*time.Millisecond, "with --transactional: commit a transaction once it has been open this long")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if *transactional {
+		c.txnInterval = *interval
 	}
 	c.brokers = strings.Split(brokers, ",")
 	if c.topic == "" {
@@ -84,6 +98,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return c, errors.New("--partitions must be at least 1")
 	case c.acks != -1 && c.acks != 0 && c.acks != 1:
 		return c, errors.New("--acks must be -1, 0 or 1")
+	case *transactional && c.acks != -1:
+		return c, errors.New("--transactional needs --acks -1 (transactions are idempotent)")
+	case *transactional && *interval <= 0:
+		return c, errors.New("--txn-commit-interval must be positive")
 	}
 	if _, err := benchCodec(c.codec); err != nil {
 		return c, err

@@ -22,6 +22,7 @@ type benchResult struct {
 	secondPass              int64
 	cpuProduce, cpuConsume  float64 // broker CPU seconds, -1 unknown
 	firstProduceErr         error
+	commits, endTxns        []time.Duration // transactional: each commit's Flush + EndTxn, and EndTxn alone
 }
 
 func (r *benchResult) ok() bool {
@@ -67,6 +68,8 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchResult, error) {
 	}
 	sortDurations(res.acks)
 	sortDurations(res.e2e)
+	sortDurations(res.commits)
+	sortDurations(res.endTxns)
 	return res, nil
 }
 
@@ -82,24 +85,17 @@ func cpuOf(pid int) float64 {
 }
 
 // produceAll produces cfg.records records, paced to cfg.rate if set, and
-// waits for every acknowledgement.
+// waits for every acknowledgement (and, when transactional, the last commit).
 func produceAll(ctx context.Context, cfg benchConfig, res *benchResult) error {
-	codec, _ := benchCodec(cfg.codec)
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.brokers...), kgo.DefaultProduceTopic(cfg.topic),
-		kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(cfg.linger),
-	}
-	switch cfg.acks {
-	case 1:
-		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
-	case 0:
-		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(producerOpts(cfg)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	var txns *benchTxns
+	if cfg.txnInterval > 0 {
+		txns = &benchTxns{cl: cl, interval: cfg.txnInterval}
+	}
 	acks := &lockedDurations{d: make([]time.Duration, 0, cfg.records)}
 	var errs atomic.Int64
 	var firstErr atomic.Value
@@ -124,11 +120,17 @@ func produceAll(ctx context.Context, cfg benchConfig, res *benchResult) error {
 			}
 		}
 		v := make([]byte, cfg.size)
-		sent := time.Now()
+		sent, err := txns.next(ctx, time.Now())
+		if err != nil {
+			return err
+		}
 		fillPayload(v, uint64(seq), sent.UnixNano())
 		cl.Produce(ctx, &kgo.Record{Value: v, Timestamp: sent}, promise)
 	}
 	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err := txns.commit(ctx); err != nil {
 		return err
 	}
 	res.produceDur = time.Since(start)
@@ -137,6 +139,88 @@ func produceAll(ctx context.Context, cfg benchConfig, res *benchResult) error {
 	if e, ok := firstErr.Load().(error); ok {
 		res.firstProduceErr = e
 	}
+	if txns != nil {
+		res.commits, res.endTxns = txns.took, txns.endTook
+	}
+	return nil
+}
+
+// producerOpts is franz-go's producer for cfg: idempotent by default
+// (acks=all), transactional with cfg.txnInterval, neither with acks 0 or 1.
+func producerOpts(cfg benchConfig) []kgo.Opt {
+	codec, _ := benchCodec(cfg.codec)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.brokers...), kgo.DefaultProduceTopic(cfg.topic),
+		kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(cfg.linger),
+	}
+	switch {
+	case cfg.acks == 1:
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	case cfg.acks == 0:
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	case cfg.txnInterval > 0:
+		// One transactional ID per run, so that runs never fence each other.
+		opts = append(opts, kgo.TransactionalID(cfg.topic+"-txn"))
+	}
+	return opts
+}
+
+// benchTxns runs the producer's transactions: it begins one before the
+// first record and commits it (Flush, then EndTxn) before the first record
+// sent once it has been open for interval. The producer waits for each
+// commit, as any transactional producer must before its next transaction.
+type benchTxns struct {
+	cl       *kgo.Client
+	interval time.Duration
+	open     bool
+	began    time.Time
+	took     []time.Duration // per commit: Flush + EndTxn
+	endTook  []time.Duration // per commit: EndTxn alone
+}
+
+// next readies the transaction for a record about to be sent at now and
+// returns the send time: later than now if it had to commit first. A nil
+// *benchTxns (the idempotent producer) returns now.
+func (t *benchTxns) next(ctx context.Context, now time.Time) (time.Time, error) {
+	if t == nil {
+		return now, nil
+	}
+	if t.open && now.Sub(t.began) >= t.interval {
+		if err := t.commit(ctx); err != nil {
+			return now, err
+		}
+		now = time.Now()
+	}
+	if !t.open {
+		if err := t.cl.BeginTransaction(); err != nil {
+			return now, fmt.Errorf("begin transaction %d: %w", len(t.took)+1, err)
+		}
+		t.open, t.began = true, now
+	}
+	return now, nil
+}
+
+// commit flushes the open transaction's records and commits it. A commit
+// that fails is aborted and ends the run: its records will never be read.
+func (t *benchTxns) commit(ctx context.Context) error {
+	if t == nil || !t.open {
+		return nil
+	}
+	start := time.Now()
+	t.open = false
+	if err := t.cl.Flush(ctx); err != nil {
+		return err
+	}
+	end := time.Now()
+	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if aerr := t.cl.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+			err = fmt.Errorf("%w (abort: %v)", err, aerr)
+		}
+		return fmt.Errorf("commit transaction %d: %w", len(t.took)+1, err)
+	}
+	now := time.Now()
+	t.took = append(t.took, now.Sub(start))
+	t.endTook = append(t.endTook, now.Sub(end))
 	return nil
 }
 
@@ -166,9 +250,15 @@ func (c *benchConsumer) run(ctx context.Context) error {
 	for p := 0; p < c.cfg.partitions; p++ {
 		parts[int32(p)] = kgo.NewOffset().AtStart()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.brokers...),
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.cfg.brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.cfg.topic: parts}),
-		kgo.FetchMaxWait(100*time.Millisecond))
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}
+	if c.cfg.txnInterval > 0 {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
@@ -230,12 +320,24 @@ func (c *benchConsumer) finish() {
 
 func (r *benchResult) print(w io.Writer, cfg benchConfig) {
 	mb := float64(cfg.records*cfg.size) / 1e6
-	fmt.Fprintf(w, "bench: %d records x %d B, %d partitions, acks=%d, compression=%s, topic %s\n",
-		cfg.records, cfg.size, cfg.partitions, cfg.acks, cfg.codec, cfg.topic)
+	mode := "idempotent"
+	switch {
+	case cfg.acks != -1:
+		mode = "not idempotent"
+	case cfg.txnInterval > 0:
+		mode = fmt.Sprintf("transactional (commit every %v, read_committed)", cfg.txnInterval)
+	}
+	fmt.Fprintf(w, "bench: %d records x %d B, %d partitions, acks=%d, compression=%s, %s, topic %s\n",
+		cfg.records, cfg.size, cfg.partitions, cfg.acks, cfg.codec, mode, cfg.topic)
 	fmt.Fprintf(w, "produce: %.0f records/s, %.1f MB/s (%.2fs)\n",
 		float64(cfg.records)/r.produceDur.Seconds(), mb/r.produceDur.Seconds(), r.produceDur.Seconds())
 	fmt.Fprintf(w, "produce ack latency: p50 %v p99 %v p99.9 %v\n",
 		percentile(r.acks, 50), percentile(r.acks, 99), percentile(r.acks, 99.9))
+	if cfg.txnInterval > 0 {
+		fmt.Fprintf(w, "transactions: %d committed; commit (flush + EndTxn) p50 %v p99 %v max %v; EndTxn alone p50 %v p99 %v\n",
+			len(r.commits), percentile(r.commits, 50), percentile(r.commits, 99), percentile(r.commits, 100),
+			percentile(r.endTxns, 50), percentile(r.endTxns, 99))
+	}
 	fmt.Fprintf(w, "end-to-end latency: p50 %v p99 %v\n", percentile(r.e2e, 50), percentile(r.e2e, 99))
 	fmt.Fprintf(w, "consume: %.0f records/s, %.1f MB/s (%.2fs, %d records)\n",
 		float64(r.secondPass)/r.consumeDur.Seconds(), mb/r.consumeDur.Seconds(), r.consumeDur.Seconds(), r.secondPass)

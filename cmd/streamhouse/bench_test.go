@@ -56,6 +56,10 @@ func TestBenchFlags(t *testing.T) {
 		{"bad acks", []string{"--acks=2"}, false},
 		{"bad codec", []string{"--compression=brotli"}, false},
 		{"no records", []string{"--records=0"}, false},
+		{"transactional", []string{"--transactional", "--txn-commit-interval=50ms"}, true},
+		{"transactional acks=1", []string{"--transactional", "--acks=1"}, false},
+		{"transactional no interval", []string{"--transactional", "--txn-commit-interval=0"}, false},
+		{"interval alone", []string{"--txn-commit-interval=0"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := parseBenchFlags(c.args, io.Discard)
@@ -84,19 +88,30 @@ func TestPercentile(t *testing.T) {
 
 // TestBenchAgainstBroker runs `streamhouse bench` (franz-go producer and
 // consumers) against the broker binary, over the Kafka front, and checks
-// that it verified every record.
+// that it verified every record: idempotent, acks=1, and transactional
+// (commits every 20 ms, read_committed consumers).
 func TestBenchAgainstBroker(t *testing.T) {
 	p := startBroker(t, nil, localArgs(t.TempDir())...)
 	p.ready(t)
 	kafkaAddr := p.listenAddr(t, "kafka")
-	for _, acks := range []string{"-1", "1"} {
-		out, err := exec.Command(binary(t), "bench", "--brokers", kafkaAddr, "--records", "20000",
-			"--size", "64", "--partitions", "3", "--acks", acks, "--compression", "lz4", "--timeout", "2m").CombinedOutput()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"idempotent", []string{"--acks", "-1"}, ""},
+		{"acks=1", []string{"--acks", "1"}, ""},
+		{"transactional", []string{"--acks", "-1", "--transactional", "--txn-commit-interval", "20ms"}, "transactional (commit every 20ms, read_committed)"},
+	} {
+		args := append([]string{"bench", "--brokers", kafkaAddr, "--records", "20000",
+			"--size", "64", "--partitions", "3", "--compression", "lz4", "--timeout", "2m"}, c.args...)
+		out, err := exec.Command(binary(t), args...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("bench acks=%s: %v\n%s", acks, err, out)
+			t.Fatalf("bench %s: %v\n%s", c.name, err, out)
 		}
-		if !strings.Contains(string(out), "verify: OK: received 20000, missing 0, duplicates 0") {
-			t.Fatalf("bench acks=%s did not verify:\n%s", acks, out)
+		if !strings.Contains(string(out), "verify: OK: received 20000, missing 0, duplicates 0") ||
+			!strings.Contains(string(out), c.want) {
+			t.Fatalf("bench %s did not verify:\n%s", c.name, out)
 		}
 	}
 	p.stop(t)
