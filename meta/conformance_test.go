@@ -97,6 +97,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"PendingTxnOffsets", testPendingTxnOffsets},
 		{"CompleteTxn", testCompleteTxn},
 		{"TxnOffsetsFollowDeletes", testTxnOffsetsFollowDeletes},
+		{"ScramCredentials", testScramCredentials},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}

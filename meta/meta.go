@@ -1,6 +1,6 @@
 // Package meta is StreamHouse's metadata store: the cluster ID, topics,
 // partitions, sealed segments, committed offsets, producer IDs and the
-// transaction coordinator's state. The Store interface is
+// transaction coordinator's state, and users' SCRAM credentials. The Store interface is
 // backend-neutral; SQLite (sqlite.go) is the default backend and
 // PostgreSQL (postgres.go) a second one, sharing most query code through
 // the db interface of query.go. It knows nothing of Kafka requests or gRPC
@@ -199,6 +199,21 @@ type Store interface {
 	// invalid t is ErrInvalid, as for PutTxn) changes nothing.
 	CompleteTxn(ctx context.Context, t Txn, commit bool) error
 
+	// PutScramCredential upserts the credential of (c.User, c.Mechanism)
+	// (UpdatedAt set from the store's clock if zero); an empty user, an
+	// unknown mechanism, an empty salt, iterations <= 0 or keys not
+	// Mechanism.KeyLen() bytes long is ErrInvalid.
+	PutScramCredential(ctx context.Context, c ScramCredential) error
+	// GetScramCredential returns a user's credential for one mechanism;
+	// found is false if none.
+	GetScramCredential(ctx context.Context, user string, m ScramMechanism) (c ScramCredential, found bool, err error)
+	// ListScramCredentials returns every credential, sorted by user, then
+	// mechanism.
+	ListScramCredentials(ctx context.Context) ([]ScramCredential, error)
+	// DeleteScramCredential removes a user's credential for one
+	// mechanism; deleted is false if there was none.
+	DeleteScramCredential(ctx context.Context, user string, m ScramMechanism) (deleted bool, err error)
+
 	// ClusterID returns the cluster's ID: the unpadded base64url text (22
 	// characters) of a random version-4 UUID, the form Kafka prints
 	// cluster IDs in. The first call on a database without one generates
@@ -210,4 +225,51 @@ type Store interface {
 
 	// Close releases the store's resources; no method may be called after.
 	Close() error
+
+	// The broker registry and leases of cluster mode (brokers.go,
+	// leases.go). Deadlines are set from lifetimes (ttl >= 1ms, else
+	// ErrInvalid) and judged by the store's lease clock (WithLeaseClock:
+	// on PostgreSQL the database server's clock), never by the caller's.
+
+	// RegisterBroker registers b for ttl and returns the registration:
+	// b.ID, or for AssignBrokerID the lowest ID >= 0 no live broker holds,
+	// with an epoch one above the ID's previous registration (1 for a new
+	// ID). A registration of an ID replaces the previous one, live or not:
+	// its heartbeats then fail with ErrBrokerFenced. An ID < -1, an empty
+	// host or a port outside 0..65535 is ErrInvalid.
+	RegisterBroker(ctx context.Context, b BrokerInfo, ttl time.Duration) (Broker, error)
+	// HeartbeatBroker extends the registration of id at epoch to ttl from
+	// now and returns the new deadline; it works even after the deadline
+	// passed, as long as no registration replaced it (else
+	// ErrBrokerFenced).
+	HeartbeatBroker(ctx context.Context, id int32, epoch int64, ttl time.Duration) (time.Time, error)
+	// UnregisterBroker ends the registration of id at epoch now, so its
+	// ID is free and it is no longer live; ErrBrokerFenced if it was
+	// replaced. The row and its epoch stay.
+	UnregisterBroker(ctx context.Context, id int32, epoch int64) error
+	// ListBrokers returns every registration ever made, live or not,
+	// sorted by ID, with Live judged by the lease clock.
+	ListBrokers(ctx context.Context) ([]Broker, error)
+
+	// AcquireLease gives key to holder (a broker ID >= 0) for ttl if no
+	// one holds it: never acquired, released, or expired. The epoch grows
+	// by one (1 for the first acquisition) and is never reused. If it is
+	// held and unexpired, even by holder itself, the error wraps
+	// ErrLeaseHeld and the Lease returned is the current one.
+	AcquireLease(ctx context.Context, key LeaseKey, holder int32, ttl time.Duration) (Lease, error)
+	// RenewLease extends key's lease to ttl from now if holder still
+	// holds it at epoch, expired or not (no one took it over), else
+	// ErrLeaseLost.
+	RenewLease(ctx context.Context, key LeaseKey, holder, epoch int32, ttl time.Duration) (Lease, error)
+	// ReleaseLease gives up key's lease if holder holds it at epoch (else
+	// ErrLeaseLost): it is free at once and keeps its epoch.
+	ReleaseLease(ctx context.Context, key LeaseKey, holder, epoch int32) error
+	// GetLease returns key's lease; found is false if never acquired.
+	GetLease(ctx context.Context, key LeaseKey) (l Lease, found bool, err error)
+	// ListLeases returns the leases of kind ("" for every kind), sorted by
+	// kind then key, released and expired ones included.
+	//
+	// For AcquireLease, RenewLease and ReleaseLease an empty key part or
+	// a holder < 0 is ErrInvalid.
+	ListLeases(ctx context.Context, kind string) ([]Lease, error)
 }

@@ -28,9 +28,12 @@ import (
 // Reads of several statements run in a REPEATABLE READ, READ ONLY
 // transaction so they see one snapshot.
 type Postgres struct {
-	pool   *pgxpool.Pool
-	now    func() time.Time
-	logger *slog.Logger
+	pool *pgxpool.Pool
+	now  func() time.Time
+	// leaseNow is the lease clock set by WithLeaseClock; nil means the
+	// database server's clock (see WithLeaseClock).
+	leaseNow func() time.Time
+	logger   *slog.Logger
 }
 
 // Compile-time check that *Postgres implements Store.
@@ -71,7 +74,7 @@ func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Postgres, e
 	if err != nil {
 		return nil, fmt.Errorf("meta: open postgres: %w", err)
 	}
-	s := &Postgres{pool: pool, now: cfg.now, logger: cfg.logger}
+	s := &Postgres{pool: pool, now: cfg.now, leaseNow: cfg.leaseNow, logger: cfg.logger}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("meta: open postgres %s:%d/%s: %w",

@@ -144,6 +144,8 @@ func TestPostgresMigratesV1(t *testing.T) {
 	pgExec(t, url, `DROP TABLE deleted_topics`)
 	pgExec(t, url, `DROP TABLE cluster`)
 	pgExec(t, url, `DROP TABLE txn_offsets, txn_groups, txn_partitions, txns`)
+	pgExec(t, url, `DROP TABLE scram_credentials`)
+	pgExec(t, url, `DROP TABLE leases, brokers`)
 	pgExec(t, url, `DELETE FROM schema_migrations WHERE version > 1`)
 	var logs strings.Builder
 	s := openPostgresURL(t, url, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))

@@ -37,11 +37,14 @@ import (
 // because every connection to ":memory:" would otherwise be its own
 // empty database.
 type SQLite struct {
-	w      *sql.DB // single-connection write pool; see the type comment
-	r      *sql.DB // read pool; == w for ":memory:"
-	rq     db      // sqlDB{r}, built once so reads on r box nothing
-	now    func() time.Time
-	logger *slog.Logger
+	w   *sql.DB // single-connection write pool; see the type comment
+	r   *sql.DB // read pool; == w for ":memory:"
+	rq  db      // sqlDB{r}, built once so reads on r box nothing
+	now func() time.Time
+	// leaseNow is the lease clock (see WithLeaseClock): WithLeaseClock's
+	// function, else now.
+	leaseNow func() time.Time
+	logger   *slog.Logger
 }
 
 // Compile-time check that *SQLite implements Store.
@@ -49,8 +52,9 @@ var _ Store = (*SQLite)(nil)
 
 // config collects what Options set.
 type config struct {
-	now    func() time.Time
-	logger *slog.Logger
+	now      func() time.Time
+	leaseNow func() time.Time // nil unless WithLeaseClock; see there
+	logger   *slog.Logger
 }
 
 // Option configures OpenSQLite and OpenPostgres.
@@ -137,7 +141,10 @@ func openPools(ctx context.Context, path string, cfg config) (*SQLite, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &SQLite{w: w, r: w, now: cfg.now, logger: cfg.logger}
+	s := &SQLite{w: w, r: w, now: cfg.now, leaseNow: cfg.leaseNow, logger: cfg.logger}
+	if s.leaseNow == nil {
+		s.leaseNow = cfg.now
+	}
 	var mode string
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		_ = w.Close()
