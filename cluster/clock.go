@@ -4,31 +4,16 @@ import (
 	"context"
 	"time"
 
+	iclock "github.com/streamhouse/streamhouse/internal/clock"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
-// Clock is a component's time source: the current time and one-shot
-// timers. A nil Clock given to a constructor means the real clock.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine once d has passed, unless
-	// the returned timer is stopped first.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is a component's time source (internal/clock): the current time and
+// one-shot timers. A nil Clock means the real clock.
+type Clock = iclock.Clock
 
 // Timer is a timer started by Clock.AfterFunc.
-type Timer interface {
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+type Timer = iclock.Timer
 
 // Store is the part of meta.Store this package uses: the broker registry
 // and the leases.

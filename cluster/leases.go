@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	iclock "github.com/streamhouse/streamhouse/internal/clock"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
@@ -122,7 +123,7 @@ type heldLease struct {
 func NewLeases(cfg LeasesConfig, store Store, members Members, keys KeySource, clock Clock,
 	logger *slog.Logger, notify func(Event)) *Leases {
 	if clock == nil {
-		clock = realClock{}
+		clock = iclock.Real()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	iclock "github.com/streamhouse/streamhouse/internal/clock"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
@@ -64,7 +65,7 @@ type Registry struct {
 // the real clock). Start registers; Close unregisters.
 func NewRegistry(cfg RegistryConfig, store Store, clock Clock, logger *slog.Logger) *Registry {
 	if clock == nil {
-		clock = realClock{}
+		clock = iclock.Real()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -30,6 +30,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	iclock "github.com/streamhouse/streamhouse/internal/clock"
 	"github.com/streamhouse/streamhouse/meta"
 )
 
@@ -39,28 +40,12 @@ import (
 // had in package kafka.
 var ErrClosed = errors.New("kafka: group coordinator closed")
 
-// Clock is the group coordinator's time source: the current time and
-// one-shot timers. A nil Clock given to New means the real clock.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine once d has passed, unless
-	// the returned timer is stopped first.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is the group coordinator's time source (internal/clock): the current time and
+// one-shot timers. A nil Clock means the real clock.
+type Clock = iclock.Clock
 
 // Timer is a timer started by Clock.AfterFunc.
-type Timer interface {
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+type Timer = iclock.Timer
 
 // Coordinator defaults (Kafka's broker defaults).
 const (
@@ -173,7 +158,7 @@ type Coordinator struct {
 // mapping; nil maps every error to UNKNOWN_SERVER_ERROR). Close stops it.
 func New(cfg Config, clock Clock, store meta.Store, logger *slog.Logger, errorCode func(error) int16) *Coordinator {
 	if clock == nil {
-		clock = realClock{}
+		clock = iclock.Real()
 	}
 	if errorCode == nil {
 		errorCode = func(error) int16 { return kerr.UnknownServerError.Code }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	iclock "github.com/streamhouse/streamhouse/internal/clock"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
 )
@@ -82,28 +83,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Clock is the coordinator's time source: the current time and one-shot
-// timers. A nil Clock given to New means the real clock.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine once d has passed, unless
-	// the returned timer is stopped first.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is the coordinator's time source (internal/clock): the current time and
+// one-shot timers. A nil Clock means the real clock.
+type Clock = iclock.Clock
 
 // Timer is a timer started by Clock.AfterFunc.
-type Timer interface {
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+type Timer = iclock.Timer
 
 // Store is the part of meta.Store the coordinator uses: producer IDs, the
 // meta.Txn rows and the pending transactional offsets.
@@ -177,7 +162,7 @@ type entry struct {
 // stops them.
 func New(cfg Config, clock Clock, store Store, markers Markers, logger *slog.Logger, reg prometheus.Registerer) *Coordinator {
 	if clock == nil {
-		clock = realClock{}
+		clock = iclock.Real()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
