@@ -76,6 +76,7 @@ type produceJob struct {
 	part    *log.Partition
 	records []byte
 	out     *kmsg.ProduceResponseTopicPartition
+	txn     bool // a transactional batch, checked under the guard
 }
 
 func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -156,7 +157,16 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 				failed = true
 				continue
 			}
-			jobs = append(jobs, produceJob{part: p, records: rp.Records, out: sp})
+			jobs = append(jobs, produceJob{part: p, records: rp.Records, out: sp, txn: h.IsTransactional()})
+		}
+	}
+	if guard != nil {
+		if err := guard.Add(ctx); err != nil {
+			// The partitions added by producing (transaction version 2)
+			// could not be stored: append none of the transaction's
+			// batches.
+			jobs = s.failTxnJobs(jobs, err, req.Version)
+			failed = true
 		}
 	}
 	if s.runProduce(ctx, r, jobs, req.Acks, req.Version) {
@@ -173,6 +183,21 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// failTxnJobs answers err for the jobs of transactional batches and
+// returns the others.
+func (s *Server) failTxnJobs(jobs []produceJob, err error, version int16) []produceJob {
+	kept := jobs[:0]
+	for _, j := range jobs {
+		if j.txn {
+			s.setProduceError(j.out, err, version)
+			j.out.ErrorCode = txnCode(err, version, 0, 11)
+			continue
+		}
+		kept = append(kept, j)
+	}
+	return kept
 }
 
 // runProduce appends the jobs in request order and fills their responses.

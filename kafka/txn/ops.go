@@ -112,6 +112,9 @@ type ProduceGuard struct {
 	e          *entry
 	producerID int64
 	epoch      int16
+	// adds are the partitions Check accepted for an implicit add; Add
+	// stores them in one write.
+	adds []meta.TopicPartition
 }
 
 // GuardProduce checks that txnID is at (producerID, epoch) with no
@@ -131,7 +134,9 @@ func (c *Coordinator) GuardProduce(txnID string, producerID int64, epoch int16) 
 // Check returns nil if (topic, partition) is in the running transaction,
 // for a batch of (producerID, epoch): two uncontended map lookups. With
 // implicitAdd (Produce v12+, transaction version 2) a partition not yet
-// in the transaction is added, starting the transaction if none runs.
+// in the transaction is accepted and noted: Add then stores every such
+// partition of the request in one write (starting the transaction if
+// none runs), before any batch is appended.
 // Errors: those of GuardProduce for a batch of another producer or
 // epoch, and ErrNotInTransaction (the partition was not added;
 // TRANSACTION_ABORTABLE from Produce v11, INVALID_TXN_STATE before).
@@ -150,7 +155,22 @@ func (g *ProduceGuard) Check(ctx context.Context, producerID int64, epoch int16,
 	if !implicitAdd {
 		return fmt.Errorf("%w: %s-%d was not added to the transaction of %q", ErrNotInTransaction, topic, partition, g.e.id)
 	}
-	return g.c.addLocked(ctx, g.e, []meta.TopicPartition{tp}, "", 2)
+	if !slices.Contains(g.adds, tp) {
+		g.adds = append(g.adds, tp)
+	}
+	return nil
+}
+
+// Add stores the partitions Check accepted for an implicit add, in one
+// write; the request's batches may be appended only once it returned nil.
+// On an error none of them was added.
+func (g *ProduceGuard) Add(ctx context.Context) error {
+	if len(g.adds) == 0 {
+		return nil
+	}
+	err := g.c.addLocked(ctx, g.e, g.adds, "", 2)
+	g.adds = nil
+	return err
 }
 
 // Release lets the transactional ID's state change again.
@@ -163,7 +183,10 @@ func (c *Coordinator) CheckProduce(ctx context.Context, txnID string, producerID
 		return err
 	}
 	defer g.Release()
-	return g.Check(ctx, producerID, epoch, topic, partition, implicitAdd)
+	if err := g.Check(ctx, producerID, epoch, topic, partition, implicitAdd); err != nil {
+		return err
+	}
+	return g.Add(ctx)
 }
 
 // lockProducer returns the entry of txnID locked, after the checks every
