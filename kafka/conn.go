@@ -41,6 +41,10 @@ type conn struct {
 	out    chan *outFrame // encoded response frames; closed by the reader
 	done   chan struct{}  // closed when both goroutines have exited
 
+	// auth is the connection's principal and SASL exchange (sasl_conn.go);
+	// only the reader goroutine touches it.
+	auth connAuth
+
 	closeOnce sync.Once
 	running   atomic.Int32 // goroutines still running; the last closes done
 
@@ -62,6 +66,7 @@ type request struct {
 	clientID      *string
 	clientHost    string    // the client's IP address (DescribeGroups reports it)
 	adv           *endpoint // the connection's advertised address (conn.adv)
+	auth          *connAuth // the connection's authentication state (conn.auth)
 	body          kmsg.Request
 	received      time.Time
 	// waited is the time the handler legitimately waited (a fetch's long
@@ -89,6 +94,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), ctx: ctx, cancel: cancel,
 		out: make(chan *outFrame, maxInFlight), done: make(chan struct{})}
 	c.host = c.remote
+	c.auth.principal = anonymous
 	if h, _, err := net.SplitHostPort(c.remote); err == nil {
 		c.host = h
 	}
@@ -169,6 +175,17 @@ func (c *conn) readLoop() {
 		}
 	}
 	for {
+		if st := c.auth.sasl; st != nil && st.stage == saslRaw {
+			resp, err := c.readRawSASL()
+			if err != nil {
+				c.logClose("sasl", err)
+				return
+			}
+			if !c.queue(resp) {
+				return
+			}
+			continue
+		}
 		frame, err := c.readFrame()
 		if err != nil {
 			c.logClose("read", err)
@@ -180,39 +197,49 @@ func (c *conn) readLoop() {
 			c.logClose("handle", err)
 			return
 		}
-		if resp == nil {
-			continue
-		}
-		resp.mem = resp.memBytes()
-		if !c.reserveMem(resp.mem) {
-			resp.done()
+		if resp != nil && !c.queue(resp) {
 			return
 		}
-		select {
-		case c.out <- resp:
-		case <-c.ctx.Done():
-			c.releaseMem(resp.mem)
-			resp.done()
+		if st := c.auth.sasl; st != nil && st.stage == saslFailed {
+			// The failure answer is queued: the writer sends it and closes.
+			c.s.logger.Debug("kafka connection closed", "remote", c.remote, "stage", "sasl")
 			return
 		}
 	}
 }
 
-// handshake runs the TLS handshake of a connection on an SSL listener,
-// within tlsHandshakeTimeout, and logs the client's principal at Debug:
-// User:<subject CN> of its verified certificate, or User:ANONYMOUS
-// without one (Kafka's names). Nothing authorizes on it yet.
+// queue hands resp to the writer; false means the connection closed.
+func (c *conn) queue(resp *outFrame) bool {
+	resp.mem = resp.memBytes()
+	if !c.reserveMem(resp.mem) {
+		resp.done()
+		return false
+	}
+	select {
+	case c.out <- resp:
+		return true
+	case <-c.ctx.Done():
+		c.releaseMem(resp.mem)
+		resp.done()
+		return false
+	}
+}
+
+// handshake runs the TLS handshake of a connection on an SSL or SASL_SSL
+// listener, within tlsHandshakeTimeout, and logs the client's principal at
+// Debug: User:<subject CN> of its verified certificate, or User:ANONYMOUS
+// without one (Kafka's names); SASL, when the listener has it, replaces
+// it. Nothing authorizes on it yet.
 func (c *conn) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
 	}
-	principal := "User:ANONYMOUS"
 	if st := tc.ConnectionState(); len(st.PeerCertificates) > 0 {
-		principal = "User:" + st.PeerCertificates[0].Subject.CommonName
+		c.auth.principal = "User:" + st.PeerCertificates[0].Subject.CommonName
 	}
-	c.s.logger.Debug("kafka tls connection", "remote", c.remote, "principal", principal)
+	c.s.logger.Debug("kafka tls connection", "remote", c.remote, "principal", c.auth.principal)
 	return nil
 }
 
@@ -251,16 +278,17 @@ func (c *conn) writeLoop() {
 }
 
 // readFrame reads one size-prefixed frame. The size is checked against
-// MaxRequestBytes before the frame is allocated.
+// MaxRequestBytes (a much smaller cap before SASL authentication) before
+// the frame is allocated.
 func (c *conn) readFrame() ([]byte, error) {
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	c.nc.SetReadDeadline(c.readDeadline())
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
 		return nil, err
 	}
 	size := int32(binary.BigEndian.Uint32(hdr[:]))
-	if size < minHeaderLen || size > c.s.cfg.MaxRequestBytes {
-		return nil, fmt.Errorf("kafka: frame of %d bytes outside [%d, %d]", size, minHeaderLen, c.s.cfg.MaxRequestBytes)
+	if limit := c.maxFrameBytes(); size < minHeaderLen || size > limit {
+		return nil, fmt.Errorf("kafka: frame of %d bytes outside [%d, %d]", size, minHeaderLen, limit)
 	}
 	// Reserve the frame's bytes before allocating it (limits.go); the
 	// caller releases them once the request is handled.
@@ -283,10 +311,14 @@ const minHeaderLen = 2 + 2 + 4 + 2
 // response frame (nil for none) or an error that closes the connection.
 func (c *conn) handleFrame(frame []byte) (*outFrame, error) {
 	r := kbin.Reader{Src: frame}
-	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(), clientHost: c.host, adv: c.adv}
+	req := &request{key: r.Int16(), version: r.Int16(), correlationID: r.Int32(), received: time.Now(),
+		clientHost: c.host, adv: c.adv, auth: &c.auth}
 	req.clientID = r.NullableString()
 	if !r.Ok() {
 		return nil, errors.New("kafka: bad request header")
+	}
+	if !c.auth.authenticated() && !preAuthAPI(req.key) {
+		return nil, fmt.Errorf("kafka: api key %d before SASL authentication", req.key)
 	}
 	a, ok := c.s.apis[req.key]
 	if !ok {

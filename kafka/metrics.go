@@ -45,6 +45,8 @@ type frontMetrics struct {
 	connsOpen prometheus.Gauge
 	accepted  prometheus.Counter
 	rejected  prometheus.Counter
+	// sasl counts SASL exchanges by mechanism (an enabled one) and result.
+	sasl *prometheus.CounterVec
 	// apis holds the resolved children, indexed by API key; nil for keys
 	// outside the dispatch table.
 	apis []*apiMetrics
@@ -93,6 +95,9 @@ func newFrontMetrics(reg prometheus.Registerer, apis map[int16]api) *frontMetric
 		accepted: prometheus.NewCounter(opts("connections_accepted_total", "Kafka client connections accepted.")),
 		rejected: prometheus.NewCounter(opts("connections_rejected_total",
 			"Kafka client connections closed at once because MaxConnections were open.")),
+		sasl: prometheus.NewCounterVec(opts("sasl_authentications_total",
+			"SASL authentications on SASL listeners, by mechanism and result (success or failure)."),
+			[]string{"mechanism", "result"}),
 	}
 	maxKey := int16(0)
 	for k := range apis {
@@ -114,7 +119,7 @@ func newFrontMetrics(reg prometheus.Registerer, apis map[int16]api) *frontMetric
 		m.apis[k] = am
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.connsOpen, m.accepted, m.rejected)
+		reg.MustRegister(m.requests, m.errors, m.latency, m.bytesIn, m.bytesOut, m.connsOpen, m.accepted, m.rejected, m.sasl)
 	}
 	return m
 }
@@ -268,4 +273,14 @@ func (m *frontMetrics) registerResponseQueue(reg prometheus.Registerer, queued, 
 			Name: "connections_waiting_for_response_room", Help: "Connections whose reader waits because fetch-max-bytes of responses are queued unsent."},
 			func() float64 { return float64(waiting.Load()) }),
 	)
+}
+
+// saslAuth counts one SASL exchange's end. mechanism is one the broker
+// enabled (checked by SaslHandshake), so the label stays bounded.
+func (m *frontMetrics) saslAuth(mechanism string, ok bool) {
+	result := "failure"
+	if ok {
+		result = "success"
+	}
+	m.sasl.WithLabelValues(mechanism, result).Inc()
 }

@@ -5,7 +5,9 @@
 // (00_produce.go, 01_fetch.go, ...) and one entry in the dispatch table
 // (dispatch.go). The group coordinator is package groups (kafka/groups)
 // and the transaction coordinator package txn (kafka/txn); the group and
-// transaction handlers call them. Go errors from log and meta become Kafka
+// transaction handlers call them. SASL listeners authenticate connections
+// (sasl_conn.go) with the mechanisms of package sasl (kafka/sasl), against
+// the SCRAM credentials in meta. Go errors from log and meta become Kafka
 // error codes only here (errors.go). Fields the handlers knowingly ignore
 // are listed in UNSUPPORTED.md.
 package kafka
@@ -27,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/kafka/groups"
+	"github.com/streamhouse/streamhouse/kafka/sasl"
 	"github.com/streamhouse/streamhouse/kafka/txn"
 	"github.com/streamhouse/streamhouse/log"
 	"github.com/streamhouse/streamhouse/meta"
@@ -197,6 +200,17 @@ type Config struct {
 	// SlowRequestThreshold logs requests whose service time exceeds it at
 	// Warn (slow_request.go); 0 disables the log.
 	SlowRequestThreshold time.Duration
+	// SASLMechanisms are the mechanisms SASL_PLAINTEXT and SASL_SSL
+	// listeners offer (sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512);
+	// nil is sasl.DefaultMechanisms() (all of them).
+	SASLMechanisms []string
+	// SASLHandshakeTimeout bounds the time from accept to the end of
+	// SASL authentication; zero is DefaultSASLHandshakeTimeout.
+	SASLHandshakeTimeout time.Duration
+	// FailedAuthenticationDelay delays the answer to a failed SASL
+	// authentication (Kafka's connection.failed.authentication.delay.ms);
+	// zero is DefaultFailedAuthenticationDelay, negative none.
+	FailedAuthenticationDelay time.Duration
 	// Cleaner is the compaction config the log was opened with
 	// (log.Config.Cleaner). DescribeConfigs reports its Disabled,
 	// DedupeBufferBytes, IOBytesPerSecond and Interval as the broker's
@@ -254,6 +268,8 @@ type Server struct {
 	// response bytes queued for writers and the readers waiting for room
 	// (conn.reserveMem), for /metrics.
 	respQueued, respWaiting atomic.Int64
+	// auth checks SASL exchanges against the credentials in Meta.
+	auth *sasl.Authenticator
 	// rejectLogged is when a rejected connection was last logged (unix
 	// nanoseconds), to log at most one a second.
 	rejectLogged atomic.Int64
@@ -301,6 +317,20 @@ func New(cfg Config) (*Server, error) {
 		cfg.QueuedMaxRequestBytes = DefaultQueuedMaxRequestBytes
 	}
 	cfg.QueuedMaxRequestBytes = max(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes))
+	if cfg.SASLMechanisms == nil {
+		cfg.SASLMechanisms = sasl.DefaultMechanisms()
+	}
+	for _, m := range cfg.SASLMechanisms {
+		if !sasl.Supported(m) {
+			return nil, fmt.Errorf("kafka: unsupported SASL mechanism %q", m)
+		}
+	}
+	if cfg.SASLHandshakeTimeout <= 0 {
+		cfg.SASLHandshakeTimeout = DefaultSASLHandshakeTimeout
+	}
+	if cfg.FailedAuthenticationDelay == 0 {
+		cfg.FailedAuthenticationDelay = DefaultFailedAuthenticationDelay
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	apis := dispatchTable()
 	features, featEpoch := featureList(cfg.TransactionV2)
@@ -312,12 +342,9 @@ func New(cfg Config) (*Server, error) {
 		groups:  groups.New(cfg.Groups, cfg.Clock, cfg.Meta, cfg.Logger, errorCode),
 		metrics: newFrontMetrics(cfg.Metrics, apis),
 		budget:  newByteBudget(cfg.QueuedMaxRequestBytes),
+		auth:    sasl.NewAuthenticator(cfg.Meta),
 	}
-	var clock txn.Clock
-	if cfg.Clock != nil {
-		clock = txnClock{cfg.Clock}
-	}
-	s.txn = txn.New(cfg.Txn, clock, cfg.Meta, cfg.Log, cfg.Logger, cfg.Metrics)
+	s.txn = txn.New(cfg.Txn, cfg.Clock, cfg.Meta, cfg.Log, cfg.Logger, cfg.Metrics)
 	startCtx, cancelStart := context.WithTimeout(ctx, txnStartTimeout)
 	err := s.txn.Start(startCtx)
 	cancelStart()
@@ -341,7 +368,9 @@ func New(cfg Config) (*Server, error) {
 // and, for an SSL listener, its TLS configuration.
 type Listener struct {
 	// Name is the listener's name, which is also its security protocol in
-	// this broker: "PLAINTEXT" or "SSL". Empty is PLAINTEXT.
+	// this broker: "PLAINTEXT", "SSL", "SASL_PLAINTEXT" or "SASL_SSL"
+	// (the SASL ones make connections authenticate, sasl_conn.go; TLS is
+	// the TLS field's business). Empty is PLAINTEXT.
 	Name string
 	// AdvertisedHost and AdvertisedPort are what Metadata, FindCoordinator
 	// and DescribeCluster tell a client that connected through this
@@ -420,7 +449,7 @@ func (s *Server) ServeListener(l net.Listener, ln Listener) error {
 		if ln.TLS != nil {
 			nc = tls.Server(nc, ln.TLS)
 		}
-		s.serveConnOn(nc, ep)
+		s.serveConnOn(nc, ep, isSASLListener(ln.Name))
 	}
 }
 
@@ -470,13 +499,17 @@ func (s *Server) isClosed() bool {
 
 // serveConn starts a connection's reader and writer and returns the
 // connection (the fuzz test closes it and waits for c.done).
-func (s *Server) serveConn(nc net.Conn) *conn { return s.serveConnOn(nc, nil) }
+func (s *Server) serveConn(nc net.Conn) *conn { return s.serveConnOn(nc, nil, false) }
 
 // serveConnOn is serveConn for a connection that came in on a listener
-// advertising ep (nil: the broker-wide advertised address).
-func (s *Server) serveConnOn(nc net.Conn, ep *endpoint) *conn {
+// advertising ep (nil: the broker-wide advertised address) and, with
+// saslAuth, requiring SASL authentication.
+func (s *Server) serveConnOn(nc net.Conn, ep *endpoint, saslAuth bool) *conn {
 	c := newConn(s, nc)
 	c.adv = ep
+	if saslAuth {
+		c.auth.sasl = &saslState{deadline: time.Now().Add(s.cfg.SASLHandshakeTimeout)}
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -543,11 +576,3 @@ func (s *Server) Close() error {
 	s.frames.close()
 	return err
 }
-
-// txnClock is Config.Clock (a groups.Clock) as the transaction
-// coordinator's clock.
-type txnClock struct{ c groups.Clock }
-
-func (t txnClock) Now() time.Time { return t.c.Now() }
-
-func (t txnClock) AfterFunc(d time.Duration, f func()) txn.Timer { return t.c.AfterFunc(d, f) }

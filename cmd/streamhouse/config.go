@@ -65,6 +65,14 @@ type Config struct {
 	TLSCert, TLSKey, TLSClientCA string
 	// GRPCTLS serves the gRPC API over TLS with TLSCert and TLSKey.
 	GRPCTLS bool
+	// SASLMechanisms are the mechanisms SASL listeners offer.
+	SASLMechanisms []string
+	// FailedAuthenticationDelay delays the answer to a failed SASL
+	// authentication (connection.failed.authentication.delay.ms); 0: none.
+	FailedAuthenticationDelay time.Duration
+	// BootstrapUser, when set, gets SCRAM-SHA-256 and SCRAM-SHA-512
+	// credentials at start; it needs a SASL listener.
+	BootstrapUser BootstrapUser
 	// AutoCreateTopics is Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
 	// MaxRequestBytes is Kafka's socket.request.max.bytes.
@@ -175,6 +183,8 @@ type setting struct {
 	usage string
 	// isBool makes the flag usable without a value ("--s3-path-style").
 	isBool bool
+	// secret keeps the value out of error messages (it holds a password).
+	secret bool
 	// defText is the default as shown by --help.
 	defText string
 	// def returns the default given the settings resolved before this one
@@ -236,7 +246,7 @@ func settings() []setting {
 				}
 				return checkAddr(v)
 			}},
-		{flag: "kafka-listeners", env: "STREAMHOUSE_KAFKA_LISTENERS", usage: "Kafka listeners, comma-separated NAME://HOST:PORT with NAME a security protocol: PLAINTEXT or SSL (SASL_PLAINTEXT and SASL_SSL are not supported yet), e.g. PLAINTEXT://:9092,SSL://:9093 (listeners)",
+		{flag: "kafka-listeners", env: "STREAMHOUSE_KAFKA_LISTENERS", usage: "Kafka listeners, comma-separated NAME://HOST:PORT with NAME a security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, e.g. PLAINTEXT://:9092,SASL_SSL://:9093 (listeners)",
 			defText: "PLAINTEXT://<kafka-addr>", def: func(c *Config) string { return "PLAINTEXT://" + c.KafkaAddr },
 			set: func(c *Config, v string) (err error) { c.KafkaListeners, err = parseListeners(v); return }},
 		{flag: "kafka-advertised-listeners", env: "STREAMHOUSE_KAFKA_ADVERTISED_LISTENERS", usage: "what Kafka clients are told to connect to, per listener: comma-separated NAME://HOST:PORT, NAME one of --kafka-listeners; a listener left out advertises its own address (advertised.listeners)",
@@ -283,15 +293,23 @@ func settings() []setting {
 		{flag: "grpc-addr", env: "STREAMHOUSE_GRPC_ADDR", usage: "gRPC API address",
 			defText: ":50051", def: constant(":50051"),
 			set: func(c *Config, v string) error { c.GRPCAddr = v; return checkAddr(v) }},
-		{flag: "tls-cert", env: "STREAMHOUSE_TLS_CERT", usage: "PEM certificate (chain) served on SSL listeners and, with --grpc-tls, by the gRPC API; read again on the next handshake after the file changes",
+		{flag: "tls-cert", env: "STREAMHOUSE_TLS_CERT", usage: "PEM certificate (chain) served on SSL and SASL_SSL listeners and, with --grpc-tls, by the gRPC API; read again on the next handshake after the file changes",
 			def: constant(""), set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{flag: "tls-key", env: "STREAMHOUSE_TLS_KEY", usage: "PEM private key of --tls-cert; read again on the next handshake after the file changes",
 			def: constant(""), set: func(c *Config, v string) error { c.TLSKey = v; return nil }},
-		{flag: "tls-client-ca", env: "STREAMHOUSE_TLS_CLIENT_CA", usage: "PEM CA certificates for mutual TLS: SSL listeners (and gRPC with --grpc-tls) require a client certificate signed by one of them",
+		{flag: "tls-client-ca", env: "STREAMHOUSE_TLS_CLIENT_CA", usage: "PEM CA certificates for mutual TLS: SSL and SASL_SSL listeners (and gRPC with --grpc-tls) require a client certificate signed by one of them",
 			def: constant(""), set: func(c *Config, v string) error { c.TLSClientCA = v; return nil }},
 		{flag: "grpc-tls", env: "STREAMHOUSE_GRPC_TLS", isBool: true, usage: "serve the gRPC API (and its health service) over TLS with --tls-cert and --tls-key, requiring client certificates when --tls-client-ca is set; false keeps it plaintext",
 			defText: "true if --tls-cert is set", def: func(c *Config) string { return strconv.FormatBool(c.TLSCert != "") },
 			set: func(c *Config, v string) (err error) { c.GRPCTLS, err = strconv.ParseBool(v); return }},
+		{flag: "sasl-mechanisms", env: "STREAMHOUSE_SASL_MECHANISMS", usage: "SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, comma-separated: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (sasl.enabled.mechanisms)",
+			defText: "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN", def: constant("SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"),
+			set: func(c *Config, v string) (err error) { c.SASLMechanisms, err = parseSASLMechanisms(v); return }},
+		{flag: "failed-authentication-delay", env: "STREAMHOUSE_FAILED_AUTHENTICATION_DELAY", usage: "delay before answering a failed SASL authentication, then closing the connection (connection.failed.authentication.delay.ms; milliseconds or a duration, 0 for none)",
+			defText: "100", def: constant("100"),
+			set: func(c *Config, v string) (err error) { c.FailedAuthenticationDelay, err = parseMillisOrZero(v); return }},
+		{flag: "bootstrap-user", env: "STREAMHOUSE_BOOTSTRAP_USER", secret: true, usage: "NAME:PASSWORD of a user whose SCRAM-SHA-256 and SCRAM-SHA-512 credentials are created (or replaced) at start; needs a SASL listener",
+			def: constant(""), set: func(c *Config, v string) (err error) { c.BootstrapUser, err = parseBootstrapUser(v); return }},
 		{flag: "http-addr", env: "STREAMHOUSE_HTTP_ADDR", usage: "HTTP address for /metrics, /healthz, /readyz",
 			defText: ":8080", def: constant(":8080"),
 			set: func(c *Config, v string) error { c.HTTPAddr = v; return checkAddr(v) }},
@@ -444,6 +462,9 @@ func LoadConfig(args []string, getenv func(string) (string, bool)) (Config, erro
 		}
 		names[s.flag] = name
 		if err := s.set(&c, v); err != nil {
+			if s.secret {
+				v = "(hidden)"
+			}
 			return Config{}, &SettingError{Name: name, Value: v, Err: err}
 		}
 	}
@@ -474,6 +495,9 @@ func (c *Config) check(names map[string]string) error {
 			Err: fmt.Errorf("must not exceed %s (%s)", names["log-cleaner-max-compaction-lag"], c.CleanerMaxCompactionLag)}
 	}
 	if err := c.checkTLS(names); err != nil {
+		return err
+	}
+	if err := c.checkSASL(names); err != nil {
 		return err
 	}
 	if c.UseLocalStorage && filepath.Clean(c.LocalStoragePath) == filepath.Clean(c.SegmentsDir) {

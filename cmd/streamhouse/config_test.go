@@ -50,6 +50,9 @@ func defaultConfig() Config {
 		FsyncScope:            log.SyncFile,
 		TimerSlack:            time.Millisecond,
 
+		SASLMechanisms:            []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"},
+		FailedAuthenticationDelay: 100 * time.Millisecond,
+
 		SlowRequestThreshold:          time.Second,
 		GroupInitialRebalanceDelay:    3 * time.Second,
 		GroupMinSessionTimeout:        6 * time.Second,

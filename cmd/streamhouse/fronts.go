@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/streamhouse/streamhouse/kafka"
 )
@@ -13,7 +14,7 @@ import (
 // kafkaFront runs the Kafka listeners (Config.KafkaListeners) as a front.
 type kafkaFront struct {
 	listeners []KafkaListener
-	tls       *tls.Config // for SSL listeners
+	tls       *tls.Config // for SSL and SASL_SSL listeners
 	srv       *kafka.Server
 	done      chan error // one value per listener served
 	serving   int
@@ -44,9 +45,14 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 			AbortTimedOutInterval:     b.cfg.TransactionAbortInterval,
 			TransactionalIDExpiration: b.cfg.TransactionalIDExpiration,
 		},
-		Cleaner: b.cfg.cleaner(),
+		Cleaner:                   b.cfg.cleaner(),
+		SASLMechanisms:            b.cfg.SASLMechanisms,
+		FailedAuthenticationDelay: b.cfg.FailedAuthenticationDelay,
 	}
 	// Zero means "Kafka's default" to kafka.Config and "off" here.
+	if cfg.FailedAuthenticationDelay == 0 {
+		cfg.FailedAuthenticationDelay = -1
+	}
 	if cfg.Groups.InitialRebalanceDelay == 0 {
 		cfg.Groups.InitialRebalanceDelay = -1
 	}
@@ -56,6 +62,14 @@ func (b *broker) newKafkaFront() (*kafkaFront, error) {
 	tc, err := b.cfg.serverTLS()
 	if err != nil {
 		return nil, err
+	}
+	if u := b.cfg.BootstrapUser; u.Name != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := createBootstrapUser(ctx, b.meta, u, b.logger)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
 	srv, err := kafka.New(cfg)
 	if err != nil {
@@ -73,7 +87,7 @@ func (f *kafkaFront) Start(ctx context.Context) (net.Addr, error) {
 	var first net.Addr
 	for _, kl := range f.listeners {
 		ln := kafka.Listener{Name: kl.Name}
-		if kl.Name == protoSSL {
+		if usesTLS(kl.Name) {
 			ln.TLS = f.tls
 		}
 		if a := kl.Advertised; a != "" {

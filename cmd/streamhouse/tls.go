@@ -12,8 +12,8 @@ import (
 )
 
 // KafkaListener is one entry of --kafka-listeners: a name, which is also
-// its security protocol (PLAINTEXT or SSL), the address it listens on and
-// the address it advertises (empty: its own).
+// its security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL), the
+// address it listens on and the address it advertises (empty: its own).
 type KafkaListener struct {
 	Name       string
 	Addr       string
@@ -22,9 +22,18 @@ type KafkaListener struct {
 
 // Security protocols of Kafka listeners.
 const (
-	protoPlaintext = "PLAINTEXT"
-	protoSSL       = "SSL"
+	protoPlaintext     = "PLAINTEXT"
+	protoSSL           = "SSL"
+	protoSASLPlaintext = "SASL_PLAINTEXT"
+	protoSASLSSL       = "SASL_SSL"
 )
+
+// usesTLS reports whether a listener's security protocol is over TLS.
+func usesTLS(proto string) bool { return proto == protoSSL || proto == protoSASLSSL }
+
+// usesSASL reports whether a listener's security protocol authenticates
+// with SASL.
+func usesSASL(proto string) bool { return proto == protoSASLPlaintext || proto == protoSASLSSL }
 
 // parseNameAddr parses one NAME://HOST:PORT entry; the name is upper-cased.
 func parseNameAddr(entry string) (name, addr string, err error) {
@@ -49,11 +58,9 @@ func parseListeners(v string) ([]KafkaListener, error) {
 			return nil, err
 		}
 		switch name {
-		case protoPlaintext, protoSSL:
-		case "SASL_PLAINTEXT", "SASL_SSL":
-			return nil, fmt.Errorf("security protocol %s is not supported yet (PLAINTEXT and SSL are)", name)
+		case protoPlaintext, protoSSL, protoSASLPlaintext, protoSASLSSL:
 		default:
-			return nil, fmt.Errorf("unknown security protocol %q (want PLAINTEXT or SSL)", name)
+			return nil, fmt.Errorf("unknown security protocol %q (want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)", name)
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("listener %s given twice", name)
@@ -98,9 +105,9 @@ func (c *Config) checkTLS(names map[string]string) error {
 	}
 	if c.TLSCert == "" {
 		for _, l := range c.KafkaListeners {
-			if l.Name == protoSSL {
-				return fmt.Errorf("%s has an SSL listener but no certificate: set --tls-cert and --tls-key (STREAMHOUSE_TLS_CERT, STREAMHOUSE_TLS_KEY)",
-					names["kafka-listeners"])
+			if usesTLS(l.Name) {
+				return fmt.Errorf("%s has an %s listener but no certificate: set --tls-cert and --tls-key (STREAMHOUSE_TLS_CERT, STREAMHOUSE_TLS_KEY)",
+					names["kafka-listeners"], l.Name)
 			}
 		}
 		if c.GRPCTLS {

@@ -445,8 +445,7 @@ func TestLoadConfigListenersAndTLS(t *testing.T) {
 		want []string
 	}{
 		{"unknown protocol", []string{"--kafka-listeners=HTTP://:80"}, []string{"--kafka-listeners", "unknown security protocol"}},
-		{"sasl ssl", []string{"--kafka-listeners=SASL_SSL://:9094"}, []string{"SASL_SSL is not supported yet"}},
-		{"sasl plaintext", []string{"--kafka-listeners=PLAINTEXT://:9092,SASL_PLAINTEXT://:9095"}, []string{"SASL_PLAINTEXT is not supported yet"}},
+		{"sasl ssl without cert", []string{"--kafka-listeners=SASL_SSL://:9094"}, []string{"SASL_SSL listener but no certificate"}},
 		{"no scheme", []string{"--kafka-listeners=:9092"}, []string{"NAME://HOST:PORT"}},
 		{"bad port", []string{"--kafka-listeners=SSL://:port"}, []string{"--kafka-listeners"}},
 		{"duplicate name", []string{"--kafka-listeners=SSL://:1,SSL://:2"}, []string{"given twice"}},
