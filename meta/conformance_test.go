@@ -98,6 +98,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"CompleteTxn", testCompleteTxn},
 		{"TxnOffsetsFollowDeletes", testTxnOffsetsFollowDeletes},
 		{"ScramCredentials", testScramCredentials},
+		{"Acls", testAcls},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
 	}

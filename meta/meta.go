@@ -1,6 +1,7 @@
 // Package meta is StreamHouse's metadata store: the cluster ID, topics,
 // partitions, sealed segments, committed offsets, producer IDs and the
-// transaction coordinator's state, and users' SCRAM credentials. The Store interface is
+// transaction coordinator's state, users' SCRAM credentials and the
+// authorizer's ACLs. The Store interface is
 // backend-neutral; SQLite (sqlite.go) is the default backend and
 // PostgreSQL (postgres.go) a second one, sharing most query code through
 // the db interface of query.go. It knows nothing of Kafka requests or gRPC
@@ -272,4 +273,25 @@ type Store interface {
 	// For AcquireLease, RenewLease and ReleaseLease an empty key part or
 	// a holder < 0 is ErrInvalid.
 	ListLeases(ctx context.Context, kind string) ([]Lease, error)
+
+	// The authorizer's ACLs (acls.go), with Kafka's codes and filter
+	// semantics (AclFilter.Matches).
+
+	// CreateAcls stores the bindings in one transaction; a binding
+	// already stored (or twice in acls) is not an error and changes
+	// nothing. If any binding fails AclBinding.Validate the error wraps
+	// ErrInvalid and nothing is stored.
+	CreateAcls(ctx context.Context, acls []AclBinding) error
+	// ListAcls returns the bindings f matches, sorted by resource type,
+	// resource name, pattern type, principal, host, operation, then
+	// permission; never nil. A filter failing AclFilter.Validate is
+	// ErrInvalid.
+	ListAcls(ctx context.Context, f AclFilter) ([]AclBinding, error)
+	// DeleteAcls deletes, in one transaction, every binding any of the
+	// filters matches, and returns per filter (in the order given) the
+	// bindings it matched, sorted as by ListAcls: a binding matched by
+	// two filters is listed under both, as Kafka's DeleteAcls answers.
+	// If any filter fails AclFilter.Validate the error wraps ErrInvalid
+	// and nothing is deleted.
+	DeleteAcls(ctx context.Context, filters []AclFilter) ([][]AclBinding, error)
 }

@@ -146,6 +146,7 @@ func TestPostgresMigratesV1(t *testing.T) {
 	pgExec(t, url, `DROP TABLE txn_offsets, txn_groups, txn_partitions, txns`)
 	pgExec(t, url, `DROP TABLE scram_credentials`)
 	pgExec(t, url, `DROP TABLE leases, brokers`)
+	pgExec(t, url, `DROP TABLE acls`)
 	pgExec(t, url, `DELETE FROM schema_migrations WHERE version > 1`)
 	var logs strings.Builder
 	s := openPostgresURL(t, url, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
