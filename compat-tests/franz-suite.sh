@@ -13,6 +13,10 @@
 #   --records    KGO_TEST_RECORDS, records per produce/consume test (default 20000;
 #                the suite's own default, 500000, takes far too long on 2 cores)
 #   --out        where results go (default: a temp dir, printed)
+# The broker it starts has a SASL_PLAINTEXT listener too (compatbroker -sasl:
+# SCRAM-SHA-256 and -512, an admin user), which TestSCRAMAuth and
+# TestSCRAMAuthBadCredentials use (KGO_TEST_SCRAM_SEEDS, KGO_TEST_SCRAM:
+# SCRAM-SHA-256). With --bootstrap they skip unless those are in the environment.
 # Results: OUT/franz-suite-BROKER.txt (one "PASS|FAIL|SKIP Test seconds" line per
 # top-level test), OUT/franz-suite-BROKER.log (go test -v output).
 # Exit status: 0 when every failing test is listed for that broker in
@@ -57,15 +61,19 @@ chmod -R u+w "$work/franz-go"
 if [ -z "$bootstrap" ]; then
 	echo "== franz-suite: starting $broker (compat-tests/cmd/compatbroker)"
 	(cd "$here" && go build -o "$work/compatbroker" ./cmd/compatbroker)
-	COMPAT_BROKER=$broker "$work/compatbroker" -max-lifetime 30m >"$work/bootstrap" 2>"$out/broker-$broker.log" &
+	COMPAT_BROKER=$broker "$work/compatbroker" -sasl -max-lifetime 30m >"$work/bootstrap" 2>"$out/broker-$broker.log" &
 	broker_pid=$!
 	deadline=$(($(date +%s) + 120))
-	until grep -q '^BOOTSTRAP=' "$work/bootstrap"; do
+	until grep -q '^SASL_USER=' "$work/bootstrap"; do
 		kill -0 "$broker_pid" 2>/dev/null || { cat "$out/broker-$broker.log" >&2; exit 1; }
 		[ "$(date +%s)" -lt "$deadline" ] || { echo "broker did not start within 120s" >&2; exit 1; }
 		sleep 0.2
 	done
 	bootstrap=$(sed -n 's/^BOOTSTRAP=//p' "$work/bootstrap")
+	export KGO_TEST_SCRAM_SEEDS KGO_TEST_SCRAM
+	KGO_TEST_SCRAM_SEEDS=$(sed -n 's/^SASL_BOOTSTRAP=//p' "$work/bootstrap")
+	KGO_TEST_SCRAM=$(sed -n 's/^SASL_USER=//p' "$work/bootstrap")
+	echo "== franz-suite: SCRAM tests against the SASL_PLAINTEXT listener $KGO_TEST_SCRAM_SEEDS"
 fi
 # Tests listed in franz-suite.skip for this broker are not run (go test
 # -skip): they need a feature the broker lacks and would only hang until

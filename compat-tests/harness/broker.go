@@ -12,6 +12,9 @@
 //	COMPAT_BOOTSTRAP=host:port           an already-running broker; COMPAT_BROKER still
 //	                                     says which kind it is (which tests to skip)
 //
+// Tests of SASL call StartSASL instead of Start: a fresh broker of either kind
+// with a SASL_PLAINTEXT or SASL_SSL listener (SCRAM) besides PLAINTEXT.
+//
 // Every server binds 127.0.0.1 and is stopped when its test (or the binary) ends.
 package harness
 

@@ -26,11 +26,11 @@ type kafkaBroker struct {
 const kafkaProps = `process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d%[4]s
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d%[4]s
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT%[5]s
 log.dirs=%[3]s
 num.partitions=1
 default.replication.factor=1
@@ -44,12 +44,19 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
-`
+%[6]s`
 
 // StartKafka formats a KRaft storage dir under dir with a generated cluster
 // ID, starts kafka.Kafka on two free 127.0.0.1 ports (client and controller)
 // and waits until it answers ApiVersions and its Metadata lists the broker.
 func StartKafka(dir string) (Broker, error) {
+	return startKafka(dir, nil)
+}
+
+// startKafka is StartKafka; with sasl not nil it adds sasl's listener
+// (kafkaSASLProps) and formats the storage with the admin user's
+// SCRAM-SHA-256 and SCRAM-SHA-512 credentials (--add-scram).
+func startKafka(dir string, sasl *saslListener) (Broker, error) {
 	jars, err := KafkaJars()
 	if err != nil {
 		return nil, err
@@ -63,7 +70,17 @@ func StartKafka(dir string) (Broker, error) {
 		return nil, err
 	}
 	props := filepath.Join(dir, "server.properties")
-	text := fmt.Sprintf(kafkaProps, port, cport, filepath.Join(dir, "logs"))
+	var listener, protoMap, saslProps string
+	var addScram []string
+	if sasl != nil {
+		listener = fmt.Sprintf(",%s://%s", sasl.protocol, sasl.addr)
+		protoMap = fmt.Sprintf(",%[1]s:%[1]s", sasl.protocol)
+		saslProps = kafkaSASLProps(sasl)
+		for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+			addScram = append(addScram, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", m, SASLAdminUser, SASLAdminPassword))
+		}
+	}
+	text := fmt.Sprintf(kafkaProps, port, cport, filepath.Join(dir, "logs"), listener, protoMap, saslProps)
 	if err := os.WriteFile(props, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
@@ -72,8 +89,8 @@ func StartKafka(dir string) (Broker, error) {
 		return nil, err
 	}
 	cp := filepath.Join(jars, "*")
-	format := exec.Command("java", "-Dlog4j2.configurationFile="+logCfg, "-cp", cp,
-		"kafka.tools.StorageTool", "format", "--standalone", "-t", clusterID(), "-c", props)
+	format := exec.Command("java", append([]string{"-Dlog4j2.configurationFile=" + logCfg, "-cp", cp,
+		"kafka.tools.StorageTool", "format", "--standalone", "-t", clusterID(), "-c", props}, addScram...)...)
 	fmt.Fprintf(os.Stderr, "harness: %s\n", strings.Join(format.Args, " "))
 	if out, err := format.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kafka-storage format: %v\n%s", err, out)

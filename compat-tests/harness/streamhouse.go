@@ -58,6 +58,15 @@ type streamhouseBroker struct {
 // and gRPC and HTTP on ephemeral 127.0.0.1 ports, and waits until its Kafka
 // listener answers ApiVersions.
 func StartStreamHouse(dir string) (Broker, error) {
+	return startStreamHouse(dir, nil)
+}
+
+// startStreamHouse is StartStreamHouse; with sasl not nil the Kafka
+// listeners are --kafka-listeners PLAINTEXT (the returned broker's
+// Bootstrap) and sasl's SASL listener, with sasl's admin user as
+// --bootstrap-user (passed in the environment) and, for SASL_SSL, its
+// certificate.
+func startStreamHouse(dir string, sasl *saslListener) (Broker, error) {
 	bin, err := streamhouseBinary()
 	if err != nil {
 		return nil, err
@@ -67,15 +76,25 @@ func StartStreamHouse(dir string) (Broker, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin,
-		"--data-dir", filepath.Join(dir, "data"),
-		"--kafka-addr", addr,
+	listener := []string{"--kafka-addr", addr}
+	env := streamhouseEnv()
+	if sasl != nil {
+		listener = []string{"--kafka-listeners", fmt.Sprintf("PLAINTEXT://%s,%s://%s", addr, sasl.protocol, sasl.addr)}
+		if sasl.protocol == "SASL_SSL" {
+			listener = append(listener, "--tls-cert", sasl.certFile, "--tls-key", sasl.keyFile)
+		}
+		env = append(env, "STREAMHOUSE_BOOTSTRAP_USER="+SASLAdminUser+":"+SASLAdminPassword)
+	}
+	args := append([]string{
+		"--data-dir", filepath.Join(dir, "data")}, listener...)
+	args = append(args,
 		"--grpc-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0",
 		// As the harness's Kafka runs (log.cleaner.backoff.ms=1000), so
 		// compaction happens within the compacted-topic tests.
 		"--log-cleaner-backoff", "1s")
-	cmd.Env = streamhouseEnv()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	p, err := startProcess(cmd, filepath.Join(dir, "streamhouse.log"))
 	if err != nil {
 		return nil, err

@@ -21,6 +21,9 @@ other results are events {"op": ...}. Usage:
            is aborted after its records were delivered, and the consumer rewinds to
            redo the batch. Stops once N input records are committed. Prints
            {"op":"txn","result","records","delivered"} per transaction.
+
+Before the mode, "--config FILE" adds the librdkafka properties of the JSON
+object in FILE (e.g. security.protocol, sasl.mechanisms) to every client's.
 """
 import json
 import sys
@@ -31,14 +34,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 DEADLINE_S = 60
 
+# librdkafka properties from --config, added to every client's.
+EXTRA = {}
+
+
+def conf(cfg):
+    return {**cfg, **EXTRA}
+
 
 def emit(obj):
     print(json.dumps(obj), flush=True)
 
 
 def produce(bootstrap, topic, codec):
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "compression.type": codec, "linger.ms": 5})
+    p = Producer(conf({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                       "compression.type": codec, "linger.ms": 5}))
     acks = []
 
     def on_delivery(err, msg):
@@ -85,7 +95,7 @@ def consumer(bootstrap, extra=None):
     cfg = {"bootstrap.servers": bootstrap, "group.id": "unused-assign-only",
            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 200}
     cfg.update(extra or {})
-    return Consumer(cfg)
+    return Consumer(conf(cfg))
 
 
 def consume(bootstrap, topic, partitions, n, seek=None):
@@ -109,7 +119,7 @@ def offsets(bootstrap, topic, partitions, ts):
 
 
 def admin(bootstrap, topic, partitions):
-    a = AdminClient({"bootstrap.servers": bootstrap})
+    a = AdminClient(conf({"bootstrap.servers": bootstrap}))
     a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
     emit({"op": "created"})
     md = a.list_topics(timeout=30)
@@ -160,8 +170,8 @@ def drain(bootstrap, topic, partitions, isolation):
 
 def txn_etl(bootstrap, src, dst, group_id, txn_id, n):
     c = consumer(bootstrap, {"group.id": group_id, "isolation.level": "read_committed"})
-    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
-                  "transaction.timeout.ms": 60000})
+    p = Producer(conf({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
+                       "transaction.timeout.ms": 60000}))
     p.init_transactions(DEADLINE_S)
     c.subscribe([src])
     failed, delivered = [], [0]
@@ -210,6 +220,10 @@ def txn_etl(bootstrap, src, dst, group_id, txn_id, n):
 
 
 def main(a):
+    if len(a) > 1 and a[0] == "--config":
+        with open(a[1]) as f:
+            EXTRA.update(json.load(f))
+        a = a[2:]
     if a[0] == "produce":
         produce(a[1], a[2], a[3])
     elif a[0] == "consume":

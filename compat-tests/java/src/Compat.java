@@ -30,6 +30,12 @@
 //   txn-init BOOTSTRAP TXN_ID
 //            initTransactions (fencing an earlier producer of TXN_ID and aborting
 //            its open transaction), then closes: {"op":"initialized"}
+//   auth     BOOTSTRAP
+//            Admin.describeCluster, reporting whether the client got in:
+//            {"op":"auth","ok":true} or {"op":"auth","ok":false,"error":EXCEPTION_CLASS,"message"}
+//
+// Before the mode, "--config FILE" adds the client properties in FILE (e.g.
+// security.protocol, sasl.mechanism, sasl.jaas.config) to every client.
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -54,7 +60,16 @@ public class Compat {
     static final ObjectMapper M = new ObjectMapper();
     static final long DEADLINE_MS = 60_000;
 
+    /** Client properties from --config, added to every client's. */
+    static final Properties EXTRA = new Properties();
+
+    static Properties props() { Properties p = new Properties(); p.putAll(EXTRA); return p; }
+
     public static void main(String[] a) throws Exception {
+        if (a.length > 1 && a[0].equals("--config")) {
+            try (java.io.Reader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of(a[1]))) { EXTRA.load(r); }
+            a = Arrays.copyOfRange(a, 2, a.length);
+        }
         switch (a[0]) {
             case "produce": produce(a[1], a[2], a[3]); break;
             case "consume": consume(a[1], a[2], Integer.parseInt(a[3]), Integer.parseInt(a[4]), a.length > 5 ? a[5] : null); break;
@@ -65,6 +80,7 @@ public class Compat {
             case "txn": txn(a[1], a[2], a[3], Integer.parseInt(a[4])); break;
             case "txn-open": txnOpen(a[1], a[2], a[3], a[4], Integer.parseInt(a[5]), Integer.parseInt(a[6])); break;
             case "txn-init": txnInit(a[1], a[2]); break;
+            case "auth": auth(a[1]); break;
             default: throw new IllegalArgumentException("unknown mode " + a[0]);
         }
     }
@@ -74,7 +90,7 @@ public class Compat {
     static ObjectNode event(String op) { ObjectNode n = M.createObjectNode(); n.put("op", op); return n; }
 
     static void produce(String bootstrap, String topic, String codec) throws Exception {
-        Properties p = new Properties();
+        Properties p = props();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -104,7 +120,7 @@ public class Compat {
     static byte[] bytes(String s) { return s.getBytes(StandardCharsets.UTF_8); }
 
     static Properties consumerProps(String bootstrap) {
-        Properties p = new Properties();
+        Properties p = props();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
@@ -183,7 +199,7 @@ public class Compat {
     }
 
     static void admin(String bootstrap, String topic, int partitions) throws Exception {
-        Properties p = new Properties();
+        Properties p = props();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin adm = Admin.create(p)) {
             adm.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
@@ -261,8 +277,24 @@ public class Compat {
         }
     }
 
+    static void auth(String bootstrap) throws Exception {
+        Properties p = props();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        ObjectNode e = event("auth");
+        try (Admin adm = Admin.create(p)) {
+            adm.describeCluster().clusterId().get(30, TimeUnit.SECONDS);
+            e.put("ok", true);
+        } catch (java.util.concurrent.ExecutionException ex) {
+            e.put("ok", false);
+            e.put("error", ex.getCause().getClass().getName());
+            e.put("message", String.valueOf(ex.getCause().getMessage()));
+        }
+        emit(e);
+    }
+
     static KafkaProducer<byte[], byte[]> transactional(String bootstrap, String txnId, String timeoutMs) {
-        Properties p = new Properties();
+        Properties p = props();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId);
         p.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, timeoutMs);
