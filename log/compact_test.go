@@ -1,13 +1,11 @@
 package log
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -404,28 +402,8 @@ func TestGoldenCompactedSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	txt := formatDescribeTail(obj, seg.ft.BatchesLen)
-	segPath := filepath.Join("testdata", "golden", "sealed_v2_compacted.seg")
-	txtPath := filepath.Join("testdata", "golden", "sealed_v2_compacted.txt")
-	if *update {
-		if err := os.WriteFile(segPath, obj, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(txtPath, []byte(txt), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(segPath)
-	if err != nil {
-		t.Fatalf("%v (run go test ./log/ -run Golden -update)", err)
-	}
-	if !bytes.Equal(obj, want) {
-		t.Errorf("compacted segment bytes differ from %s:\n%s", segPath, formatDescribeTail(want, seg.ft.BatchesLen))
-	}
-	if wantTxt, err := os.ReadFile(txtPath); err != nil || txt != string(wantTxt) {
-		t.Errorf("index and footer differ from %s (%v):\n got:\n%s\nwant:\n%s", txtPath, err, txt, wantTxt)
-	}
-	if seg, err = openSealed(segPath, want); err != nil {
+	want := checkGolden(t, "sealed_v2_compacted", obj, func(b []byte) string { return formatDescribeTail(b, seg.ft.BatchesLen) })
+	if seg, err = openSealed("sealed_v2_compacted", want); err != nil {
 		t.Fatal(err)
 	}
 	var offs []int64

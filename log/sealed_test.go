@@ -404,20 +404,14 @@ func TestCorruptionError(t *testing.T) {
 	}
 }
 
-// formatGoldenSegment is the segment behind testdata/golden/sealed_v1.seg:
-// fixed records and timestamps, uncompressed, so its bytes are stable.
-func formatGoldenSegment(tb testing.TB) formatSeg {
-	return formatSegment(tb, 4096, 6, 3, 200)
-}
-
-// TestGoldenSealedSegment pins the sealed segment bytes. A diff here is a
-// format change: bump footerVersion and keep reading version 1.
-func TestGoldenSealedSegment(t *testing.T) {
-	s := formatGoldenSegment(t)
-	obj := s.object()
-	txt := formatDescribeTail(obj, s.ft.BatchesLen)
-	segPath := filepath.Join("testdata", "golden", "sealed_v1.seg")
-	txtPath := filepath.Join("testdata", "golden", "sealed_v1.txt")
+// checkGolden compares a segment object and its description (describe of
+// the bytes) with testdata/golden/<name>.seg and <name>.txt, which -update
+// rewrites, and returns the golden bytes. A difference is a format change.
+func checkGolden(t *testing.T, name string, obj []byte, describe func([]byte) string) []byte {
+	t.Helper()
+	segPath := filepath.Join("testdata", "golden", name+".seg")
+	txtPath := filepath.Join("testdata", "golden", name+".txt")
+	txt := describe(obj)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(segPath), 0o755); err != nil {
 			t.Fatal(err)
@@ -434,17 +428,29 @@ func TestGoldenSealedSegment(t *testing.T) {
 		t.Fatalf("%v (run go test ./log/ -run Golden -update)", err)
 	}
 	if !bytes.Equal(obj, want) {
-		t.Errorf("sealed segment bytes differ from %s:\n%s", segPath, formatDescribeTail(want, s.ft.BatchesLen))
+		t.Errorf("segment bytes differ from %s:\n%s", segPath, describe(want))
 	}
-	wantTxt, err := os.ReadFile(txtPath)
-	if err != nil {
-		t.Fatal(err)
+	if wantTxt, err := os.ReadFile(txtPath); err != nil || txt != string(wantTxt) {
+		t.Errorf("description differs from %s (%v):\n got:\n%s\nwant:\n%s", txtPath, err, txt, wantTxt)
 	}
-	if txt != string(wantTxt) {
-		t.Errorf("index and footer differ from %s:\n got:\n%s\nwant:\n%s", txtPath, txt, wantTxt)
-	}
+	return want
+}
+
+// formatGoldenSegment is the segment behind testdata/golden/sealed_v1.seg:
+// fixed records and timestamps, uncompressed, so its bytes are stable.
+func formatGoldenSegment(tb testing.TB) formatSeg {
+	return formatSegment(tb, 4096, 6, 3, 200)
+}
+
+// TestGoldenSealedSegment pins the sealed segment bytes. A diff here is a
+// format change: bump footerVersion and keep reading version 1.
+func TestGoldenSealedSegment(t *testing.T) {
+	s := formatGoldenSegment(t)
+	obj := s.object()
+	describe := func(b []byte) string { return formatDescribeTail(b, s.ft.BatchesLen) }
+	want := checkGolden(t, "sealed_v1", obj, describe)
 	// The golden bytes stay readable.
-	seg, err := openSealed(segPath, want)
+	seg, err := openSealed("sealed_v1", want)
 	if err != nil {
 		t.Fatal(err)
 	}

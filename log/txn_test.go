@@ -286,33 +286,17 @@ func TestGoldenTxnSegment(t *testing.T) {
 	if !seg.ft.Txn || seg.txn.aborted[0].ProducerID != 42 || seg.txn.open[0].producerID != 43 {
 		t.Fatalf("footer %+v, section %+v", seg.ft, seg.txn)
 	}
-	sec := obj[seg.ft.BatchesLen+int64(seg.ft.IndexCount)*indexEntryLen : len(obj)-footerLen]
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "footer version %s\n", hex.EncodeToString(obj[len(obj)-footerLen+4:len(obj)-footerLen+6]))
-	for i := 0; i < len(sec); i += 16 {
-		fmt.Fprintf(&sb, "section %3d: %s\n", i, hex.EncodeToString(sec[i:min(i+16, len(sec))]))
-	}
-	txt := sb.String()
-	segPath := filepath.Join("testdata", "golden", "sealed_v3_txn.seg")
-	txtPath := filepath.Join("testdata", "golden", "sealed_v3_txn.txt")
-	if *update {
-		if err := os.WriteFile(segPath, obj, 0o644); err != nil {
-			t.Fatal(err)
+	describe := func(b []byte) string {
+		ft := seg.ft
+		sec := b[min(int64(len(b)), ft.BatchesLen+int64(ft.IndexCount)*indexEntryLen):max(0, len(b)-footerLen)]
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "footer version %s\n", hex.EncodeToString(b[len(b)-footerLen+4:len(b)-footerLen+6]))
+		for i := 0; i < len(sec); i += 16 {
+			fmt.Fprintf(&sb, "section %3d: %s\n", i, hex.EncodeToString(sec[i:min(i+16, len(sec))]))
 		}
-		if err := os.WriteFile(txtPath, []byte(txt), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		return sb.String()
 	}
-	want, err := os.ReadFile(segPath)
-	if err != nil {
-		t.Fatalf("%v (run go test ./log/ -run Golden -update)", err)
-	}
-	if !bytes.Equal(obj, want) {
-		t.Errorf("transaction segment bytes differ from %s", segPath)
-	}
-	if wantTxt, err := os.ReadFile(txtPath); err != nil || txt != string(wantTxt) {
-		t.Errorf("section differs from %s (%v):\n got:\n%s\nwant:\n%s", txtPath, err, txt, wantTxt)
-	}
+	checkGolden(t, "sealed_v3_txn", obj, describe)
 	// The old golden segment still reads, without a section.
 	old, err := os.ReadFile(filepath.Join("testdata", "golden", "sealed_v1.seg"))
 	if err != nil {
