@@ -96,24 +96,27 @@ func (s *Server) checkRange(p *log.Partition, from int64) error {
 }
 
 // waitForData blocks until a committed record at from or later may exist
-// (the last stable offset is past from), wait passes, the call ends or the
-// server stops.
+// (the last stable offset passed from), wait passes, the call ends or the
+// server stops. Partition.WaitStable wakes it at an append, or while a
+// transaction holds the LSO only at a marker.
 func (s *Server) waitForData(ctx context.Context, p *log.Partition, from int64, wait time.Duration) {
-	var t *time.Timer
+	stable := func() bool {
+		lso, err := p.LastStableOffset(ctx)
+		return err != nil || lso > from // an error shows in the read that follows
+	}
+	if stable() {
+		return
+	}
+	s.polls.Add(1)
+	defer s.polls.Add(-1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	for {
-		_, hwm := p.Offsets()
-		if lso, err := p.LastStableOffset(ctx); err != nil || lso > from {
-			return // an error shows in the read that follows
-		}
-		ready := p.Wait(max(from, hwm)) // the next append: data or a marker
-		if t == nil {
-			s.polls.Add(1)
-			defer s.polls.Add(-1)
-			t = time.NewTimer(wait)
-			defer t.Stop()
-		}
 		select {
-		case <-ready:
+		case <-p.WaitStable(from):
+			if stable() {
+				return
+			}
 		case <-t.C:
 			return
 		case <-ctx.Done():
