@@ -253,7 +253,14 @@ func loadConfigCases() []loadConfigCase {
 }
 
 func TestLoadConfig(t *testing.T) {
-	for _, tt := range loadConfigCases() {
+	runLoadConfigCases(t, loadConfigCases())
+}
+
+// runLoadConfigCases checks that each case's flags and environment load
+// into the defaults changed by its want.
+func runLoadConfigCases(t *testing.T, cases []loadConfigCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := LoadConfig(tt.args, env(tt.env))
 			if err != nil {

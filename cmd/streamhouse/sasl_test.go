@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"os/exec"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +22,7 @@ import (
 func TestLoadConfigSASL(t *testing.T) {
 	pki := newTestPKI(t)
 	certs := []string{"--tls-cert=" + pki.serverCert, "--tls-key=" + pki.serverKey}
-	ok := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want func(*Config)
-	}{
+	ok := []loadConfigCase{
 		{name: "sasl listeners, bootstrap user from env",
 			args: append([]string{"--kafka-listeners=PLAINTEXT://:9092,SASL_PLAINTEXT://:9095,SASL_SSL://:9094", "--grpc-tls=false"}, certs...),
 			env:  map[string]string{"STREAMHOUSE_BOOTSTRAP_USER": "admin:pa:ss"},
@@ -48,19 +42,7 @@ func TestLoadConfigSASL(t *testing.T) {
 		{name: "delay as a duration", args: []string{"--failed-authentication-delay=1s"},
 			want: func(c *Config) { c.FailedAuthenticationDelay = time.Second }},
 	}
-	for _, tt := range ok {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(tt.args, env(tt.env))
-			if err != nil {
-				t.Fatalf("LoadConfig: %v", err)
-			}
-			want := defaultConfig()
-			tt.want(&want)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("got  %+v\nwant %+v", got, want)
-			}
-		})
-	}
+	runLoadConfigCases(t, ok)
 	bad := []struct {
 		name string
 		args []string

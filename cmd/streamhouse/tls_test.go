@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -394,12 +393,7 @@ func TestTLSCertRotation(t *testing.T) {
 func TestLoadConfigListenersAndTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	certs := []string{"--tls-cert=" + pki.serverCert, "--tls-key=" + pki.serverKey}
-	ok := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want func(*Config)
-	}{
+	ok := []loadConfigCase{
 		{name: "kafka-addr is one plaintext listener", args: []string{"--kafka-addr=127.0.0.1:1"},
 			want: func(c *Config) {
 				c.KafkaAddr, c.KafkaListeners = "127.0.0.1:1", []KafkaListener{{Name: "PLAINTEXT", Addr: "127.0.0.1:1"}}
@@ -424,19 +418,7 @@ func TestLoadConfigListenersAndTLS(t *testing.T) {
 				c.TLSCert, c.TLSKey, c.TLSClientCA = pki.serverCert, pki.serverKey, pki.caFile
 			}},
 	}
-	for _, tt := range ok {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(tt.args, env(tt.env))
-			if err != nil {
-				t.Fatalf("LoadConfig: %v", err)
-			}
-			want := defaultConfig()
-			tt.want(&want)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("got  %+v\nwant %+v", got, want)
-			}
-		})
-	}
+	runLoadConfigCases(t, ok)
 
 	missing := filepath.Join(t.TempDir(), "nope.pem")
 	bad := []struct {
